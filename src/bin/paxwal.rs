@@ -1,0 +1,2 @@
+//! The `paxwal` command-line tool.
+fn main() {}

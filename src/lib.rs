@@ -1,0 +1,9 @@
+//! paxwal: a replicated write-ahead log.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod error;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use types::{Ballot, Lsn, NodeId, SegmentId, Slot};
