@@ -72,7 +72,9 @@ pub enum Error {
         lsn: Lsn,
     },
     /// A file written by a newer format version.
-    #[error("{path}: format version {found} is newer than the newest this build reads ({supported})")]
+    #[error(
+        "{path}: format version {found} is newer than the newest this build reads ({supported})"
+    )]
     VersionTooNew {
         /// The file.
         path: PathBuf,

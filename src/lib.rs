@@ -4,6 +4,8 @@
 
 pub mod error;
 pub mod types;
+pub mod wal;
 
 pub use error::{Error, Result};
 pub use types::{Ballot, Lsn, NodeId, SegmentId, Slot};
+pub use wal::{Options, RecoveryMode, SyncMode, Wal};

@@ -1,0 +1,836 @@
+//! The generic segmented write-ahead log.
+//!
+//! A [`Wal`] stores opaque records at consecutive [`Lsn`]s in segment files, makes them durable
+//! in groups (one `fdatasync` for many concurrent appends), serves reads (zero-copy from memory
+//! maps), recovers after a crash, and deletes whole segments below a point
+//! ([`Wal::compact_before`]). It knows nothing of Paxos.
+//!
+//! ```
+//! use paxwal::wal::{Options, Wal};
+//! let dir = tempfile::tempdir()?;
+//! let wal = Wal::open(dir.path(), Options::default())?;
+//! let lsn = wal.append(b"hello")?; // durable when it returns (SyncMode::Always)
+//! assert_eq!(&*wal.read(lsn)?, b"hello");
+//! wal.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Log pointers, always: `first_lsn ≤ durable_lsn + 1`, `durable_lsn ≤ written ≤ last_lsn`
+//! (checked in debug builds).
+
+pub mod codec;
+pub mod io;
+mod options;
+pub mod recovery;
+mod segment;
+pub mod simdisk;
+mod writer;
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use self::codec::{align_up, Meta, BLOCK};
+use self::io::OpenMode;
+pub use self::io::{StdVfs, Vfs, VfsFile};
+pub use self::options::{Options, Prealloc, RecoveryMode, SyncMode};
+pub use self::recovery::TornTail;
+use self::recovery::{analyze, segment_name};
+pub use self::segment::Entry;
+use self::segment::Segment;
+use self::writer::{Active, PrepState, State};
+use crate::error::{Error, Result};
+use crate::types::{Lsn, SegmentId};
+
+/// Counters since open.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// `fdatasync` calls that made appends durable.
+    pub fsyncs: u64,
+    /// Frames written.
+    pub frames: u64,
+}
+
+/// A handle on queued appends: wait for it with [`Wal::wait_durable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// First LSN assigned.
+    pub first: Lsn,
+    /// Last LSN assigned.
+    pub last: Lsn,
+    generation: u64,
+}
+
+/// What `open` found and did.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    /// A torn tail that was truncated (or would be, when read-only).
+    pub torn: Option<TornTail>,
+    /// Corruption tolerated by the recovery mode (point-in-time, skip-corrupted).
+    pub corruption: Option<Error>,
+    /// LSN ranges skipped (skip-corrupted).
+    pub skipped: Vec<(Lsn, Lsn)>,
+    /// Files deleted (temporaries, orphans, dropped segments).
+    pub deleted: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub vfs: Arc<dyn Vfs>,
+    pub opts: Options,
+    pub state: Mutex<State>,
+    pub durable_cv: Condvar,
+    pub group_cv: Condvar,
+    pub flush_cv: Condvar,
+    pub segments: RwLock<Vec<Arc<Segment>>>,
+    pub active: Mutex<Active>,
+    pub prep: Mutex<PrepState>,
+    pub prep_cv: Condvar,
+    pub compact_lock: Mutex<()>,
+}
+
+/// A segmented, checksummed write-ahead log. `Send + Sync`: many threads append at once.
+#[derive(Debug)]
+pub struct Wal {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    report: RecoveryReport,
+}
+
+impl Wal {
+    /// Opens (creating if missing) the log in `dir` on the real filesystem, recovering it.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
+        Wal::open_with(Arc::new(StdVfs), dir, opts)
+    }
+
+    /// Opens the log over any [`Vfs`] (for example the simulated disk).
+    pub fn open_with(vfs: Arc<dyn Vfs>, dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
+        opts.validate()?;
+        let dir = dir.as_ref().to_owned();
+        let writable = !opts.read_only;
+        if writable {
+            vfs.create_dir_all(&dir)
+                .map_err(|e| Error::io("create dir", &dir, e))?;
+        }
+        let a = analyze(&*vfs, &dir, opts.recovery, writable)?;
+        match opts.recovery {
+            RecoveryMode::Strict => {
+                if let Some(c) = a.corruption.clone() {
+                    return Err(c);
+                }
+                if let Some(t) = &a.torn {
+                    return Err(Error::TornTail {
+                        segment: t.segment,
+                        offset: t.offset,
+                        lsn: t.lsn,
+                    });
+                }
+            }
+            RecoveryMode::TolerateTornTail => {
+                if let Some(c) = a.corruption.clone() {
+                    return Err(c);
+                }
+            }
+            RecoveryMode::PointInTime | RecoveryMode::SkipCorrupted => {
+                if let Some(c) = &a.corruption {
+                    tracing::warn!(error = %c, mode = ?opts.recovery, "opening past corruption");
+                }
+            }
+        }
+        if let Some(t) = &a.torn {
+            tracing::info!(segment = %t.segment, offset = t.offset, lsn = t.lsn.0, "torn tail truncated");
+        }
+        let mut report = RecoveryReport {
+            torn: a.torn.clone(),
+            corruption: a.corruption.clone(),
+            skipped: a.skipped.clone(),
+            deleted: Vec::new(),
+        };
+
+        // Repairs: delete what recovery dropped (newest first), zero a truncated tail.
+        if writable {
+            let mut delete = a.delete.clone();
+            delete.sort();
+            for p in delete.iter().rev() {
+                vfs.remove(p).map_err(|e| Error::io("remove", p, e))?;
+            }
+            if let (Some(at), Some(last)) = (a.truncate_at, a.segments.last()) {
+                zero_tail(&*last.file, last.map.as_ref(), at, &last.path)?;
+            }
+            if let Some(last) = a.segments.last() {
+                // Whatever survived a process crash may still be only in the page cache.
+                last.file
+                    .sync_data()
+                    .map_err(|e| Error::io("fdatasync", &last.path, e))?;
+            }
+            if !delete.is_empty() {
+                vfs.sync_dir(&dir)
+                    .map_err(|e| Error::io("fsync dir", &dir, e))?;
+            }
+            report.deleted = delete;
+        }
+
+        let next_lsn = a.next_lsn;
+        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(a.segments.len());
+        let mut resume_pos = None;
+        let meta = a.meta;
+        for s in a.segments {
+            resume_pos = Some(align_up(s.end, BLOCK));
+            segments.push(Arc::new(Segment {
+                id: s.id,
+                path: s.path,
+                file: s.file,
+                map: s.map,
+                first_lsn: s.first_lsn,
+                index: RwLock::new(s.offsets),
+                sealed: s.sealed.into(),
+                segment_bytes: s.header.segment_bytes,
+            }));
+        }
+        let state = State::new(next_lsn);
+        let placeholder = segments.last().cloned();
+        let prep = PrepState {
+            next_id: a.next_segment,
+            ..PrepState::default()
+        };
+        // Build the shared state; the active segment is settled below.
+        let needs_new = placeholder.as_ref().is_none_or(|s| s.is_sealed());
+        let inner_active = match (&placeholder, needs_new) {
+            (Some(seg), false) => Some(Active {
+                seg: seg.clone(),
+                pos: resume_pos.unwrap_or(codec::DATA_START),
+            }),
+            _ => None,
+        };
+        if !writable {
+            let seg = match (inner_active, placeholder) {
+                (Some(a), _) => a,
+                (None, Some(seg)) => Active { seg, pos: 0 },
+                (None, None) => {
+                    return Ok(Wal::read_only_empty(vfs, dir, opts, next_lsn, report));
+                }
+            };
+            let inner = Arc::new(Inner::new(dir, vfs, opts, state, segments, seg, prep));
+            return Ok(Wal {
+                inner,
+                threads: Mutex::new(Vec::new()),
+                report,
+            });
+        }
+        // A writable log needs an unsealed active segment.
+        let tmp_inner = Inner {
+            dir: dir.clone(),
+            vfs: vfs.clone(),
+            opts: opts.clone(),
+            state: Mutex::new(State::new(next_lsn)),
+            durable_cv: Condvar::new(),
+            group_cv: Condvar::new(),
+            flush_cv: Condvar::new(),
+            segments: RwLock::new(Vec::new()),
+            active: Mutex::new(Active {
+                seg: Arc::new(Segment::placeholder()),
+                pos: 0,
+            }),
+            prep: Mutex::new(prep),
+            prep_cv: Condvar::new(),
+            compact_lock: Mutex::new(()),
+        };
+        let active = match inner_active {
+            Some(a) => a,
+            None => {
+                // No preparer thread runs yet: prepare the segment here.
+                let id = tmp_inner.prep.lock().next_id;
+                let p = tmp_inner.prepare(id)?;
+                tmp_inner.prep.lock().next_id = SegmentId(id.0 + 1);
+                let seg = Arc::new(Segment {
+                    id: p.id,
+                    path: p.path,
+                    file: p.file,
+                    map: p.map,
+                    first_lsn: next_lsn,
+                    index: RwLock::new(Vec::new()),
+                    sealed: false.into(),
+                    segment_bytes: opts.segment_bytes,
+                });
+                segments.push(seg.clone());
+                Active {
+                    seg,
+                    pos: codec::DATA_START,
+                }
+            }
+        };
+        if meta.is_none() {
+            let first = &segments[0];
+            write_meta(
+                &*vfs,
+                &dir,
+                Meta {
+                    first_segment: first.id,
+                    first_lsn: first.first_lsn,
+                },
+            )?;
+        }
+        let prep = std::mem::take(&mut *tmp_inner.prep.lock());
+        let inner = Arc::new(Inner::new(dir, vfs, opts, state, segments, active, prep));
+        let wal = Wal {
+            inner,
+            threads: Mutex::new(Vec::new()),
+            report,
+        };
+        wal.start_threads();
+        Ok(wal)
+    }
+
+    fn read_only_empty(
+        vfs: Arc<dyn Vfs>,
+        dir: PathBuf,
+        opts: Options,
+        next: Lsn,
+        report: RecoveryReport,
+    ) -> Wal {
+        let seg = Arc::new(Segment::placeholder());
+        let inner = Inner::new(
+            dir,
+            vfs,
+            opts,
+            State::new(next),
+            Vec::new(),
+            Active { seg, pos: 0 },
+            PrepState::default(),
+        );
+        Wal {
+            inner: Arc::new(inner),
+            threads: Mutex::new(Vec::new()),
+            report,
+        }
+    }
+
+    fn start_threads(&self) {
+        let mut threads = self.threads.lock();
+        if self.inner.opts.prealloc == Prealloc::Background {
+            let inner = self.inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("paxwal-prealloc".into())
+                    .spawn(move || inner.prepare_loop())
+                    .expect("spawn the segment preparer"),
+            );
+        }
+        if !matches!(self.inner.opts.sync, SyncMode::Always) {
+            let inner = self.inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("paxwal-flusher".into())
+                    .spawn(move || inner.flush_loop())
+                    .expect("spawn the flusher"),
+            );
+        }
+    }
+
+    /// What recovery found when this log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// Appends one entry. With [`SyncMode::Always`] it returns once the entry is durable;
+    /// otherwise once it is queued.
+    pub fn append(&self, data: &[u8]) -> Result<Lsn> {
+        let t = self.submit(data)?;
+        if self.inner.opts.sync == SyncMode::Always {
+            self.wait_durable(&t)?;
+        }
+        Ok(t.last)
+    }
+
+    /// Appends entries at consecutive LSNs (all or none queued), with `append`'s durability.
+    pub fn append_batch<I, T>(&self, entries: I) -> Result<RangeInclusive<Lsn>>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let t = self.submit_batch(entries)?;
+        if self.inner.opts.sync == SyncMode::Always {
+            self.wait_durable(&t)?;
+        }
+        Ok(t.first..=t.last)
+    }
+
+    /// Queues one entry without waiting for durability.
+    pub fn submit(&self, data: &[u8]) -> Result<Appended> {
+        self.submit_batch(std::iter::once(data))
+    }
+
+    /// Queues entries at consecutive LSNs without waiting for durability.
+    pub fn submit_batch<I, T>(&self, entries: I) -> Result<Appended>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let entries: Vec<T> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Err(Error::Invalid("empty batch".into()));
+        }
+        let max = self.inner.opts.entry_bytes_max();
+        if let Some(e) = entries.iter().find(|e| e.as_ref().len() > max) {
+            return Err(Error::EntryTooLarge {
+                len: e.as_ref().len(),
+                max,
+            });
+        }
+        if self.inner.opts.read_only {
+            return Err(Error::Invalid("the log was opened read-only".into()));
+        }
+        let inner = &*self.inner;
+        let mut st = inner.state.lock();
+        loop {
+            if let Some(p) = &st.poisoned {
+                return Err(Error::Poisoned { cause: p.clone() });
+            }
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            if st.queued_bytes < inner.opts.queue_bytes_max {
+                break;
+            }
+            // Back-pressure: write the queue out before queuing more.
+            if st.leader {
+                inner.durable_cv.wait(&mut st);
+            } else {
+                st = inner.lead(st, false);
+            }
+        }
+        let was_empty = st.queue.is_empty();
+        let first = st.next_lsn;
+        let mut last = first;
+        for e in &entries {
+            last = st.enqueue(e.as_ref(), inner.opts.batch_bytes_max);
+        }
+        let generation = st.generation;
+        if was_empty && !matches!(inner.opts.sync, SyncMode::Always) {
+            inner.flush_cv.notify_one();
+        }
+        Ok(Appended {
+            first,
+            last,
+            generation,
+        })
+    }
+
+    /// Blocks until everything up to `t.last` is durable (joining or leading a group commit).
+    pub fn wait_durable(&self, t: &Appended) -> Result<()> {
+        let inner = &*self.inner;
+        let mut st = inner.state.lock();
+        st.waiters += 1;
+        if st.leader_waiting && st.waiters >= st.last_group {
+            inner.group_cv.notify_one();
+        }
+        let r = loop {
+            if let Some(e) = st.rolled_back(t.generation, t.last) {
+                break Err(e.clone());
+            }
+            if st.durable >= t.last {
+                break Ok(());
+            }
+            if let Some(p) = &st.poisoned {
+                break Err(Error::Poisoned { cause: p.clone() });
+            }
+            if st.leader {
+                inner.durable_cv.wait(&mut st);
+            } else {
+                st = inner.lead(st, true);
+            }
+        };
+        st.waiters -= 1;
+        r
+    }
+
+    /// True if `t` is durable; never blocks. Errors if it failed (rolled back or poisoned).
+    pub fn is_durable(&self, t: &Appended) -> Result<bool> {
+        let st = self.inner.state.lock();
+        if let Some(e) = st.rolled_back(t.generation, t.last) {
+            return Err(e.clone());
+        }
+        if st.durable >= t.last {
+            return Ok(true);
+        }
+        if let Some(p) = &st.poisoned {
+            return Err(Error::Poisoned { cause: p.clone() });
+        }
+        Ok(false)
+    }
+
+    /// Makes everything appended so far durable; returns the durable LSN.
+    pub fn sync(&self) -> Result<Lsn> {
+        let last = self.last_lsn();
+        let generation = self.inner.state.lock().generation;
+        if last == Lsn::ZERO {
+            return Ok(last);
+        }
+        self.wait_durable(&Appended {
+            first: last,
+            last,
+            generation,
+        })?;
+        Ok(last)
+    }
+
+    /// Reads one record.
+    pub fn read(&self, lsn: Lsn) -> Result<Entry> {
+        let inner = &*self.inner;
+        {
+            let mut st = inner.state.lock();
+            let limit = if st.poisoned.is_some() {
+                st.durable
+            } else {
+                st.next_lsn.prev()
+            };
+            if lsn > limit || lsn == Lsn::ZERO {
+                return Err(Error::NotFound { lsn, last: limit });
+            }
+            // Queued but not yet written: write it out (without a sync) first.
+            while st.written < lsn {
+                if st.poisoned.is_some() || st.closed {
+                    return Err(Error::NotFound {
+                        lsn,
+                        last: st.written,
+                    });
+                }
+                if st.leader {
+                    inner.durable_cv.wait(&mut st);
+                } else {
+                    st = inner.lead(st, false);
+                }
+            }
+        }
+        let segs = inner.segments.read();
+        let first = segs.first().map_or(Lsn::FIRST, |s| s.first_lsn);
+        if lsn < first {
+            return Err(Error::Compacted { lsn, first });
+        }
+        let i = segs.partition_point(|s| s.first_lsn <= lsn) - 1;
+        let seg = segs[i].clone();
+        drop(segs);
+        seg.read(lsn)
+    }
+
+    /// Iterates over the records in `range` (clamped to the log), in order.
+    pub fn iter(&self, range: RangeInclusive<Lsn>) -> Iter<'_> {
+        let start = (*range.start()).max(self.first_lsn());
+        let end = (*range.end()).min(self.last_lsn());
+        Iter {
+            wal: self,
+            next: start,
+            end,
+        }
+    }
+
+    /// First LSN still in the log.
+    pub fn first_lsn(&self) -> Lsn {
+        let segs = self.inner.segments.read();
+        segs.first()
+            .map_or_else(|| self.inner.state.lock().next_lsn, |s| s.first_lsn)
+    }
+
+    /// Last LSN appended (queued, possibly not yet durable); `Lsn::ZERO` if none.
+    pub fn last_lsn(&self) -> Lsn {
+        self.inner.state.lock().next_lsn.prev()
+    }
+
+    /// Last LSN on stable storage.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.state.lock().durable
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> Stats {
+        self.inner.state.lock().stats
+    }
+
+    /// The directory the log lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Deletes every whole segment whose records all lie below `lsn` (never the active one).
+    /// Crash-safe: the new start is recorded durably in `META` first; a crash midway leaves
+    /// orphans that the next open deletes. Returns the number of segments deleted.
+    pub fn compact_before(&self, lsn: Lsn) -> Result<usize> {
+        let inner = &*self.inner;
+        if inner.opts.read_only {
+            return Err(Error::Invalid("the log was opened read-only".into()));
+        }
+        let _guard = inner.compact_lock.lock();
+        let segs: Vec<Arc<Segment>> = inner.segments.read().clone();
+        let n = segs
+            .iter()
+            .take(segs.len().saturating_sub(1))
+            .take_while(|s| s.is_sealed() && s.end_lsn() <= lsn)
+            .count();
+        if n == 0 {
+            return Ok(0);
+        }
+        write_meta(
+            &*inner.vfs,
+            &inner.dir,
+            Meta {
+                first_segment: segs[n].id,
+                first_lsn: segs[n].first_lsn,
+            },
+        )?;
+        inner.segments.write().drain(..n);
+        for s in &segs[..n] {
+            if let Err(e) = inner.vfs.remove(&s.path) {
+                tracing::warn!(path = %s.path.display(), error = %e, "removing a compacted segment failed; the next open deletes it");
+            }
+        }
+        inner
+            .vfs
+            .sync_dir(&inner.dir)
+            .map_err(|e| Error::io("fsync dir", &inner.dir, e))?;
+        Ok(n)
+    }
+
+    /// Writes and syncs everything queued, stops the background threads and closes the log.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let r = if inner.opts.read_only {
+            Ok(())
+        } else {
+            let poisoned = inner.state.lock().poisoned.is_some();
+            if poisoned {
+                Ok(())
+            } else {
+                self.sync().map(|_| ())
+            }
+        };
+        inner.state.lock().closed = true;
+        inner.flush_cv.notify_all();
+        inner.group_cv.notify_all();
+        inner.durable_cv.notify_all();
+        {
+            let mut p = inner.prep.lock();
+            p.shutdown = true;
+            inner.prep_cv.notify_all();
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        r
+    }
+
+    /// Debug check of the log-pointer invariants.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let st = self.inner.state.lock();
+        let first = self
+            .inner
+            .segments
+            .read()
+            .first()
+            .map_or(Lsn::FIRST, |s| s.first_lsn);
+        assert!(
+            st.durable <= st.written,
+            "durable {} > written {}",
+            st.durable,
+            st.written
+        );
+        assert!(
+            st.written < st.next_lsn,
+            "written {} ≥ next {}",
+            st.written,
+            st.next_lsn
+        );
+        assert!(
+            first <= st.durable.next(),
+            "first {} > durable+1 {}",
+            first,
+            st.durable.next()
+        );
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if !self.inner.state.lock().closed {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+/// Iterator over a range of records; see [`Wal::iter`].
+pub struct Iter<'a> {
+    wal: &'a Wal,
+    next: Lsn,
+    end: Lsn,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<(Lsn, Entry)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next > self.end || self.next == Lsn::ZERO {
+            return None;
+        }
+        let lsn = self.next;
+        self.next = lsn.next();
+        Some(self.wal.read(lsn).map(|e| (lsn, e)))
+    }
+}
+
+impl Inner {
+    fn new(
+        dir: PathBuf,
+        vfs: Arc<dyn Vfs>,
+        opts: Options,
+        state: State,
+        segments: Vec<Arc<Segment>>,
+        active: Active,
+        prep: PrepState,
+    ) -> Inner {
+        Inner {
+            dir,
+            vfs,
+            opts,
+            state: Mutex::new(state),
+            durable_cv: Condvar::new(),
+            group_cv: Condvar::new(),
+            flush_cv: Condvar::new(),
+            segments: RwLock::new(segments),
+            active: Mutex::new(active),
+            prep: Mutex::new(prep),
+            prep_cv: Condvar::new(),
+            compact_lock: Mutex::new(()),
+        }
+    }
+
+    /// Background writer for `Batched` (write + sync) and `Never` (write only) modes.
+    fn flush_loop(&self) {
+        let (delay, sync) = match self.opts.sync {
+            SyncMode::Batched { max_delay } => (max_delay, true),
+            SyncMode::Never { max_delay } => (max_delay, false),
+            SyncMode::Always => return,
+        };
+        let mut st = self.state.lock();
+        loop {
+            if st.closed || st.poisoned.is_some() {
+                return;
+            }
+            let Some(oldest) = st.oldest_queued else {
+                self.flush_cv.wait(&mut st);
+                continue;
+            };
+            let due = oldest + delay;
+            if std::time::Instant::now() < due {
+                self.flush_cv.wait_until(&mut st, due);
+                continue;
+            }
+            if st.leader {
+                self.durable_cv.wait(&mut st);
+            } else {
+                st = self.lead(st, sync);
+            }
+        }
+    }
+}
+
+impl Segment {
+    /// A stand-in for "no segment" in a read-only view of an empty log.
+    fn placeholder() -> Segment {
+        Segment {
+            id: SegmentId(0),
+            path: PathBuf::new(),
+            file: Arc::new(NoFile),
+            map: None,
+            first_lsn: Lsn::FIRST,
+            index: RwLock::new(Vec::new()),
+            sealed: true.into(),
+            segment_bytes: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NoFile;
+
+impl VfsFile for NoFile {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(0)
+    }
+    fn read_exact_at(&self, _: &mut [u8], _: u64) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::UnexpectedEof.into())
+    }
+    fn write_all_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(libc::EBADF))
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn set_len(&self, _: u64) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(libc::EBADF))
+    }
+    fn map(&self) -> std::io::Result<Option<io::MappedBytes>> {
+        Ok(None)
+    }
+}
+
+/// Atomically replaces `META`: write a temporary, fsync it, rename, fsync the directory.
+fn write_meta(vfs: &dyn Vfs, dir: &Path, meta: Meta) -> Result<()> {
+    let tmp = dir.join("META.tmp");
+    let path = dir.join("META");
+    let _ = vfs.remove(&tmp);
+    let f = vfs
+        .open(&tmp, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all_at(&meta.encode(), 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    f.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
+    vfs.rename(&tmp, &path)
+        .map_err(|e| Error::io("rename", &path, e))?;
+    vfs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync dir", dir, e))
+}
+
+/// Zeroes a segment from `at` to its last non-zero byte and syncs it, so nothing left by a
+/// torn or dropped tail can be read as data later.
+fn zero_tail(
+    file: &dyn VfsFile,
+    map: Option<&io::MappedBytes>,
+    at: u64,
+    path: &Path,
+) -> Result<()> {
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let end = match map {
+        Some(m) => {
+            let b = (**m).as_ref();
+            b.iter().rposition(|&x| x != 0).map_or(at, |p| p as u64 + 1)
+        }
+        None => len,
+    };
+    let chunk = vec![0u8; 1 << 20];
+    let mut pos = at;
+    while pos < end.min(len) {
+        let n = (end.min(len) - pos).min(chunk.len() as u64) as usize;
+        file.write_all_at(&chunk[..n], pos)
+            .map_err(|e| Error::io("write", path, e))?;
+        pos += n as u64;
+    }
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", path, e))
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Wal>();
+    let _ = segment_name;
+    let _ = Ordering::Relaxed;
+}

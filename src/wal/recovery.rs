@@ -1,0 +1,696 @@
+//! Recovery: scanning segments, telling a torn tail from corruption, and the recovery modes.
+//!
+//! # How damage is classified
+//!
+//! A scan walks a segment's frames from [`DATA_START`] and stops at a seal (clean), at zeros on
+//! a block boundary (end of data), or at the first frame that fails its checks. A failed frame
+//! is **corruption**, not a torn tail, when anything proves that it had been acknowledged:
+//!
+//! * a later valid frame (same segment) whose `durable_lsn` reaches the failed frame's LSN:
+//!   that frame was written after the failed one had been synced and acknowledged;
+//! * a later segment holding any valid frame: the writer syncs a segment's seal before it
+//!   writes the next segment, so the failed segment's data was durable;
+//! * the failed frame itself: its header and trailer are intact and no sector of it is all
+//!   zeros (unless the writer flagged a zero sector as intended), so every sector was written,
+//!   and the checksum still fails — a bit flip, not a write cut short.
+//!
+//! Otherwise the failed frame and everything after it were never acknowledged: a torn tail.
+//!
+//! # The case table (one test per row in `tests/recovery_cases.rs`)
+//!
+//! | situation                                   | strict    | tolerate-torn-tail (default) | point-in-time           | skip-corrupted               |
+//! |---------------------------------------------|-----------|------------------------------|-------------------------|------------------------------|
+//! | clean end (zeros, end of file, seal)        | open      | open                         | open                    | open                         |
+//! | torn tail (last frames, never acknowledged) | error     | truncate                     | truncate                | truncate                     |
+//! | corrupt frame before the tail               | error     | error                        | truncate there, drop rest | skip the frame, keep the rest |
+//! | bit flip in the last acknowledged frame     | error     | error                        | truncate there          | truncate there (nothing after) |
+//! | sealed segment truncated / unsealed middle  | error     | error                        | truncate there, drop rest | continue with the next segment |
+//! | segment missing in the middle (id gap)      | error     | error                        | drop it and the rest    | continue, LSNs in between skipped |
+//! | segment named in a seal missing at the end  | error     | error                        | open up to the seal     | open up to the seal          |
+//! | file holds another segment's id             | error     | error                        | drop it and the rest    | drop it and the rest         |
+//! | header of the last segment unreadable, no frame in it | delete file | delete file        | delete file             | delete file                  |
+//! | newer format version                        | error     | error                        | error                   | error                        |
+//! | `*.tmp` files, segments below META's first  | delete    | delete                       | delete                  | delete                       |
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::codec::{
+    align_up, frame_len, records, trailer, FrameError, FrameHeader, HeaderError, Meta, Seal,
+    SegmentHeader, BLOCK, DATA_START, FRAME_HEADER_LEN, FRAME_MAGIC, KIND_SEAL, TRAILER_LEN,
+};
+use super::io::{MappedBytes, OpenMode, Vfs, VfsFile};
+use super::segment::SKIPPED;
+use super::RecoveryMode;
+use crate::error::{Error, Result};
+use crate::types::{Lsn, SegmentId};
+
+/// File name of a segment.
+pub(crate) fn segment_name(id: SegmentId) -> String {
+    format!("{id}.seg")
+}
+
+/// Parses a segment file name.
+pub(crate) fn parse_segment_name(name: &str) -> Option<SegmentId> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(SegmentId)
+}
+
+/// Why a segment scan stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// At a valid seal frame.
+    Sealed(Seal),
+    /// At zeros on a block boundary, or the end of the file.
+    End {
+        /// Where.
+        at: u64,
+    },
+    /// At a frame that failed its checks.
+    Bad {
+        /// Offset of the failed frame.
+        at: u64,
+        /// True if the failed frame looks like a write cut short.
+        torn: bool,
+        /// What failed.
+        reason: String,
+        /// The LSNs the failed frame's header names, if the header is intact.
+        lsns: Option<(Lsn, Lsn)>,
+    },
+}
+
+/// The result of scanning one segment's bytes.
+#[derive(Debug)]
+pub struct Scan {
+    /// The segment header, if it decoded.
+    pub header: Result<SegmentHeader, HeaderError>,
+    /// First LSN of the first valid frame.
+    pub first_lsn: Option<Lsn>,
+    /// Offset of each valid record's length prefix ([`SKIPPED`] for skipped ones).
+    pub offsets: Vec<u32>,
+    /// Offset just past the last valid frame.
+    pub end: u64,
+    /// Why the scan stopped.
+    pub stop: Stop,
+    /// Highest `durable_lsn` among valid frames found after the stop.
+    pub evidence_durable: Lsn,
+    /// True if any valid frame exists after the stop.
+    pub frames_after_stop: bool,
+    /// LSN ranges skipped by resynchronising (skip-corrupted mode).
+    pub skipped: Vec<(Lsn, Lsn)>,
+}
+
+fn bad_header_is_torn(bytes: &[u8], at: usize) -> bool {
+    // A header that fails its checks is a torn write unless the frame it describes is visibly
+    // whole: magic intact and the trailer that the stored header crc predicts is in place.
+    let b = &bytes[at..];
+    if b.len() < FRAME_HEADER_LEN || u32::from_le_bytes([b[0], b[1], b[2], b[3]]) != FRAME_MAGIC {
+        return true;
+    }
+    let payload_len = u32::from_le_bytes([b[28], b[29], b[30], b[31]]) as usize;
+    let stored_crc = u32::from_le_bytes([b[52], b[53], b[54], b[55]]);
+    let flen = frame_len(payload_len);
+    if flen > b.len() {
+        return true;
+    }
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&b[flen - TRAILER_LEN..flen]);
+    u64::from_le_bytes(t) != trailer(stored_crc)
+}
+
+/// A valid frame at `at`, if there is one.
+fn valid_frame_at(bytes: &[u8], at: usize, id: SegmentId) -> Option<FrameHeader> {
+    let h = FrameHeader::decode_header(&bytes[at..]).ok()?;
+    let end = at + h.frame_len();
+    if h.segment != id || end > bytes.len() {
+        return None;
+    }
+    h.check_body(&bytes[at..end], at as u64).ok()?;
+    Some(h)
+}
+
+/// Valid frames after `from` (8-byte steps: every frame starts 8-aligned).
+fn frames_after(
+    bytes: &[u8],
+    from: usize,
+    id: SegmentId,
+) -> impl Iterator<Item = (usize, FrameHeader)> + '_ {
+    let start = align_up(from as u64 + 1, 8) as usize;
+    (start..bytes.len().saturating_sub(FRAME_HEADER_LEN))
+        .step_by(8)
+        .filter(move |&q| bytes[q..q + 4] == FRAME_MAGIC.to_le_bytes())
+        .filter_map(move |q| valid_frame_at(bytes, q, id).map(|h| (q, h)))
+}
+
+/// Scans one segment file's bytes.
+pub fn scan(bytes: &[u8], id: SegmentId, skip_corrupted: bool) -> Scan {
+    let header = SegmentHeader::decode(bytes);
+    let mut s = Scan {
+        header,
+        first_lsn: None,
+        offsets: Vec::new(),
+        end: DATA_START,
+        stop: Stop::End { at: DATA_START },
+        evidence_durable: Lsn::ZERO,
+        frames_after_stop: false,
+        skipped: Vec::new(),
+    };
+    let len = bytes.len();
+    let mut pos = DATA_START as usize;
+    let mut expected: Option<Lsn> = None;
+    loop {
+        if pos + FRAME_HEADER_LEN > len {
+            s.stop = Stop::End { at: pos as u64 };
+            break;
+        }
+        let failure = match FrameHeader::decode_header(&bytes[pos..]) {
+            Err(FrameError::Zero) => {
+                if pos as u64 % BLOCK != 0 {
+                    pos = align_up(pos as u64, BLOCK) as usize;
+                    continue;
+                }
+                s.stop = Stop::End { at: pos as u64 };
+                break;
+            }
+            Err(_) => (
+                bad_header_is_torn(bytes, pos),
+                "frame header fails its checks".to_owned(),
+                None,
+            ),
+            Ok(h) => {
+                let lsns = Some((h.first_lsn, Lsn(h.first_lsn.0 + u64::from(h.count)).prev()));
+                let flen = h.frame_len();
+                if h.segment != id {
+                    (true, format!("stale frame of segment {}", h.segment), lsns)
+                } else if expected.is_some_and(|e| h.first_lsn != e) {
+                    (
+                        true,
+                        format!(
+                            "stale frame: LSN {} where {} was expected",
+                            h.first_lsn,
+                            expected.unwrap_or_default()
+                        ),
+                        lsns,
+                    )
+                } else if pos + flen > len {
+                    (true, "frame runs past the end of the file".to_owned(), lsns)
+                } else {
+                    match h.check_body(&bytes[pos..pos + flen], pos as u64) {
+                        Err(FrameError::BadBody { torn }) => {
+                            (torn, "frame checksum mismatch".to_owned(), lsns)
+                        }
+                        Err(_) => (true, "frame body fails its checks".to_owned(), lsns),
+                        Ok(()) => {
+                            if expected.is_none() {
+                                s.first_lsn = Some(h.first_lsn);
+                            }
+                            s.end = (pos + flen) as u64;
+                            if h.kind == KIND_SEAL {
+                                let p = &bytes[pos + FRAME_HEADER_LEN..pos + FRAME_HEADER_LEN + 16];
+                                s.stop = Stop::Sealed(Seal::decode(p));
+                                break;
+                            }
+                            let frame = &bytes[pos..pos + flen];
+                            s.offsets
+                                .extend(records(frame, &h).map(|(rel, _)| pos as u32 + rel));
+                            expected = Some(Lsn(h.first_lsn.0 + u64::from(h.count)));
+                            pos += flen;
+                            continue;
+                        }
+                    }
+                }
+            }
+        };
+        let (torn, reason, lsns) = failure;
+        if skip_corrupted {
+            let resync = frames_after(bytes, pos, id)
+                .find(|(_, h)| expected.is_none_or(|e| h.first_lsn >= e));
+            if let Some((q, h)) = resync {
+                if let Some(e) = expected {
+                    if h.first_lsn > e {
+                        s.skipped.push((e, h.first_lsn.prev()));
+                        s.offsets.extend((e.0..h.first_lsn.0).map(|_| SKIPPED));
+                    }
+                }
+                pos = q;
+                if expected.is_none() {
+                    // The frame at `q` becomes the first valid one on the next turn.
+                    continue;
+                }
+                expected = Some(h.first_lsn);
+                continue;
+            }
+        }
+        s.stop = Stop::Bad {
+            at: pos as u64,
+            torn,
+            reason,
+            lsns,
+        };
+        break;
+    }
+    let from = match &s.stop {
+        Stop::Sealed(_) => None,
+        Stop::End { at } | Stop::Bad { at, .. } => Some(*at as usize),
+    };
+    if let Some(from) = from {
+        for (_, h) in frames_after(bytes, from, id) {
+            s.frames_after_stop = true;
+            s.evidence_durable = s.evidence_durable.max(h.durable_lsn);
+        }
+    }
+    s
+}
+
+/// One segment as recovery leaves it.
+#[derive(Debug)]
+pub(crate) struct RecoveredSegment {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub file: Arc<dyn VfsFile>,
+    pub map: Option<MappedBytes>,
+    pub header: SegmentHeader,
+    pub first_lsn: Lsn,
+    pub offsets: Vec<u32>,
+    pub sealed: bool,
+    /// Offset just past the last valid frame.
+    pub end: u64,
+}
+
+/// A torn tail found by recovery.
+#[derive(Clone, Debug)]
+pub struct TornTail {
+    /// Segment holding it.
+    pub segment: SegmentId,
+    /// Offset where it starts.
+    pub offset: u64,
+    /// First LSN dropped.
+    pub lsn: Lsn,
+    /// Last LSN dropped, when a frame header names it.
+    pub last_lsn: Option<Lsn>,
+}
+
+/// What recovery found and what opening the log will change.
+#[derive(Debug)]
+pub(crate) struct Analysis {
+    pub meta: Option<Meta>,
+    pub segments: Vec<RecoveredSegment>,
+    /// Files to delete (temporaries, orphans below META, empty or dropped segments).
+    pub delete: Vec<PathBuf>,
+    /// Zero the last kept segment from this offset (torn or dropped tail).
+    pub truncate_at: Option<u64>,
+    pub torn: Option<TornTail>,
+    /// The first corruption found (an `Error::Corruption`).
+    pub corruption: Option<Error>,
+    pub skipped: Vec<(Lsn, Lsn)>,
+    pub next_lsn: Lsn,
+    pub next_segment: SegmentId,
+}
+
+fn corruption(
+    seg: SegmentId,
+    path: &Path,
+    offset: u64,
+    lsn: Lsn,
+    reason: impl Into<String>,
+) -> Error {
+    Error::Corruption {
+        segment: seg,
+        path: path.to_owned(),
+        offset,
+        lsn,
+        reason: reason.into(),
+    }
+}
+
+struct Loaded {
+    id: SegmentId,
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
+    map: Option<MappedBytes>,
+    scan: Scan,
+}
+
+fn load(vfs: &dyn Vfs, path: &Path, id: SegmentId, writable: bool, skip: bool) -> Result<Loaded> {
+    let mode = if writable {
+        OpenMode::ReadWrite
+    } else {
+        OpenMode::Read
+    };
+    let file = vfs
+        .open(path, mode)
+        .map_err(|e| Error::io("open", path, e))?;
+    let map = file.map().map_err(|e| Error::io("mmap", path, e))?;
+    let owned;
+    let bytes: &[u8] = match &map {
+        Some(m) => (**m).as_ref(),
+        None => {
+            let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+            let mut v = vec![0u8; len as usize];
+            file.read_exact_at(&mut v, 0)
+                .map_err(|e| Error::io("read", path, e))?;
+            owned = v;
+            &owned
+        }
+    };
+    let scan = scan(bytes, id, skip);
+    Ok(Loaded {
+        id,
+        path: path.to_owned(),
+        file,
+        map,
+        scan,
+    })
+}
+
+/// Reads the directory and decides what the log is. Changes nothing on disk.
+pub(crate) fn analyze(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    mode: RecoveryMode,
+    writable: bool,
+) -> Result<Analysis> {
+    let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let mut a = Analysis {
+        meta: None,
+        segments: Vec::new(),
+        delete: Vec::new(),
+        truncate_at: None,
+        torn: None,
+        corruption: None,
+        skipped: Vec::new(),
+        next_lsn: Lsn::FIRST,
+        next_segment: SegmentId(1),
+    };
+    let mut ids = Vec::new();
+    for name in &names {
+        if name.ends_with(".tmp") {
+            a.delete.push(dir.join(name));
+        } else if let Some(id) = parse_segment_name(name) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    if names.iter().any(|n| n == "META") {
+        let path = dir.join("META");
+        let f = vfs
+            .open(&path, OpenMode::Read)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let len = f.len().map_err(|e| Error::io("stat", &path, e))?;
+        let mut b = vec![0u8; len.min(4096) as usize];
+        f.read_exact_at(&mut b, 0)
+            .map_err(|e| Error::io("read", &path, e))?;
+        match Meta::decode(&b) {
+            Ok(m) => a.meta = Some(m),
+            Err(HeaderError::TooNew(v)) => {
+                return Err(Error::VersionTooNew {
+                    path,
+                    found: v,
+                    supported: super::codec::FORMAT_VERSION,
+                })
+            }
+            Err(HeaderError::Invalid) => {
+                return Err(corruption(
+                    SegmentId(0),
+                    &path,
+                    0,
+                    Lsn::ZERO,
+                    "META file fails its checksum",
+                ))
+            }
+        }
+    }
+    if let Some(m) = a.meta {
+        for id in ids.iter().filter(|&&id| id < m.first_segment) {
+            a.delete.push(dir.join(segment_name(*id)));
+        }
+        ids.retain(|&id| id >= m.first_segment);
+        if ids.first().is_some_and(|&id| id != m.first_segment) {
+            a.corruption = Some(corruption(
+                m.first_segment,
+                &dir.join(segment_name(m.first_segment)),
+                0,
+                m.first_lsn,
+                "the first segment named by META is missing",
+            ));
+        }
+        if ids.is_empty() {
+            a.corruption = Some(corruption(
+                m.first_segment,
+                &dir.join(segment_name(m.first_segment)),
+                0,
+                m.first_lsn,
+                "META names segments but none exist",
+            ));
+            return Ok(a);
+        }
+    }
+
+    let skip = mode == RecoveryMode::SkipCorrupted;
+    let loaded = load_all(vfs, dir, &ids, writable, skip)?;
+    let has_frames: Vec<bool> = loaded.iter().map(|l| l.scan.first_lsn.is_some()).collect();
+
+    let mut expected: Option<Lsn> = a.meta.map(|m| m.first_lsn);
+    // Problems stop the walk in every mode but skip-corrupted (which continues where it can).
+    let mut stop_all = false;
+    for (i, l) in loaded.into_iter().enumerate() {
+        if stop_all {
+            a.delete.push(l.path);
+            continue;
+        }
+        let later_frames = has_frames[i + 1..].iter().any(|&x| x);
+        let is_last = i + 1 == ids.len();
+        let lsn_here = expected.or(l.scan.first_lsn).unwrap_or(Lsn::FIRST);
+        let (lid, lpath) = (l.id, l.path.clone());
+        let problem = |a: &mut Analysis, offset: u64, lsn: Lsn, reason: String| {
+            if a.corruption.is_none() {
+                a.corruption = Some(corruption(lid, &lpath, offset, lsn, reason));
+            }
+        };
+        if i > 0 && l.id.0 != ids[i - 1].0 + 1 {
+            problem(
+                &mut a,
+                0,
+                lsn_here,
+                format!(
+                    "segment {} is missing before it",
+                    SegmentId(ids[i - 1].0 + 1)
+                ),
+            );
+            if !skip {
+                a.delete.push(l.path);
+                stop_all = true;
+                continue;
+            }
+        }
+        let header = match l.scan.header {
+            Ok(h) => h,
+            Err(HeaderError::TooNew(v)) => {
+                return Err(Error::VersionTooNew {
+                    path: l.path,
+                    found: v,
+                    supported: super::codec::FORMAT_VERSION,
+                })
+            }
+            Err(HeaderError::Invalid) => {
+                if is_last && l.scan.first_lsn.is_none() && !l.scan.frames_after_stop {
+                    // A new tail segment whose header never reached the disk holds nothing.
+                    a.delete.push(l.path);
+                    break;
+                }
+                problem(
+                    &mut a,
+                    0,
+                    lsn_here,
+                    "segment header fails its checks".into(),
+                );
+                a.delete.push(l.path);
+                stop_all = true;
+                continue;
+            }
+        };
+        if header.id != l.id {
+            problem(
+                &mut a,
+                0,
+                lsn_here,
+                format!("file holds segment {}", header.id),
+            );
+            a.delete.push(l.path);
+            stop_all = true;
+            continue;
+        }
+        let first = match (expected, l.scan.first_lsn) {
+            (Some(e), Some(f)) if f != e => {
+                problem(
+                    &mut a,
+                    DATA_START,
+                    e,
+                    format!("segment starts at LSN {f}, expected {e}"),
+                );
+                if skip && f > e {
+                    a.skipped.push((e, f.prev()));
+                    if let Some(prev) = a.segments.last_mut() {
+                        prev.offsets.extend((e.0..f.0).map(|_| SKIPPED));
+                    }
+                    f
+                } else {
+                    a.delete.push(l.path);
+                    stop_all = true;
+                    continue;
+                }
+            }
+            (Some(e), _) => e,
+            (None, Some(f)) => f,
+            (None, None) => Lsn::FIRST,
+        };
+        a.skipped.extend(l.scan.skipped.iter().copied());
+        let end_lsn = Lsn(first.0 + l.scan.offsets.len() as u64);
+        expected = Some(end_lsn);
+        let mut seg = RecoveredSegment {
+            id: l.id,
+            path: l.path,
+            file: l.file,
+            map: l.map,
+            header,
+            first_lsn: first,
+            offsets: l.scan.offsets,
+            sealed: false,
+            end: l.scan.end,
+        };
+        match l.scan.stop {
+            Stop::Sealed(seal) => {
+                seg.sealed = true;
+                let chain_ok = seal.next_lsn == end_lsn && seal.next_segment.0 == l.id.0 + 1;
+                let path = seg.path.clone();
+                a.segments.push(seg);
+                if !chain_ok {
+                    if a.corruption.is_none() {
+                        a.corruption = Some(corruption(
+                            l.id,
+                            &path,
+                            0,
+                            end_lsn,
+                            "seal does not match the segment's records",
+                        ));
+                    }
+                    if !skip {
+                        stop_all = true;
+                    }
+                } else if is_last && a.corruption.is_none() {
+                    a.corruption = Some(corruption(
+                        seal.next_segment,
+                        &dir.join(segment_name(seal.next_segment)),
+                        0,
+                        end_lsn,
+                        format!("segment {} is sealed but its successor is missing", l.id),
+                    ));
+                }
+            }
+            Stop::End { at } => {
+                let acked_after = l.scan.evidence_durable >= end_lsn;
+                if later_frames || acked_after {
+                    let why = if later_frames {
+                        "segment ends without a seal but later segments hold data (truncated)"
+                    } else {
+                        "zeros where acknowledged records should be"
+                    };
+                    problem(&mut a, at, end_lsn, why.into());
+                    a.segments.push(seg);
+                    if !skip {
+                        a.truncate_at = Some(at);
+                        stop_all = true;
+                    }
+                } else {
+                    if l.scan.frames_after_stop {
+                        a.truncate_at = Some(at);
+                    }
+                    a.segments.push(seg);
+                    stop_all = true;
+                }
+            }
+            Stop::Bad {
+                at,
+                torn,
+                reason,
+                lsns,
+            } => {
+                let acked_after = l.scan.evidence_durable >= end_lsn;
+                if later_frames || acked_after || !torn {
+                    let why = if !torn {
+                        format!("{reason}; the frame was written whole, so this is damage, not a torn write")
+                    } else if later_frames {
+                        format!("{reason}; later segments hold data")
+                    } else {
+                        format!("{reason}; a later frame shows LSN {end_lsn} was acknowledged")
+                    };
+                    problem(&mut a, at, end_lsn, why);
+                } else {
+                    a.torn = Some(TornTail {
+                        segment: l.id,
+                        offset: at,
+                        lsn: end_lsn,
+                        last_lsn: lsns.map(|(_, last)| last),
+                    });
+                }
+                a.segments.push(seg);
+                if !(skip && later_frames) {
+                    a.truncate_at = Some(at);
+                    stop_all = true;
+                }
+            }
+        }
+        let _ = is_last;
+    }
+    if !skip && stop_all {
+        // Everything after the stop point is dropped; the last kept segment is the tail.
+    }
+    a.next_lsn = expected.unwrap_or(Lsn::FIRST);
+    a.next_segment = SegmentId(ids.last().map_or(0, |id| id.0) + 1);
+    Ok(a)
+}
+
+fn load_all(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    ids: &[SegmentId],
+    writable: bool,
+    skip: bool,
+) -> Result<Vec<Loaded>> {
+    // Segments verify independently; two threads cover this machine's cores.
+    let paths: Vec<(SegmentId, PathBuf)> = ids
+        .iter()
+        .map(|&id| (id, dir.join(segment_name(id))))
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    if paths.len() < 2 || workers == 1 {
+        return paths
+            .iter()
+            .map(|(id, p)| load(vfs, p, *id, writable, skip))
+            .collect();
+    }
+    let mut out: Vec<Option<Result<Loaded>>> = (0..paths.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let chunks: Vec<_> = out.chunks_mut(paths.len().div_ceil(workers)).collect();
+        let mut start = 0;
+        for chunk in chunks {
+            let n = chunk.len();
+            let my = &paths[start..start + n];
+            s.spawn(move || {
+                for (j, slot) in chunk.iter_mut().enumerate() {
+                    let (id, p) = &my[j];
+                    *slot = Some(load(vfs, p, *id, writable, skip));
+                }
+            });
+            start += n;
+        }
+    });
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("segment load did not run".into()))))
+        .collect()
+}

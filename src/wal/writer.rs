@@ -1,0 +1,503 @@
+//! Group commit: the queue of pending batches, the leader that writes and syncs them, segment
+//! rotation and preparation.
+//!
+//! Appends copy their bytes into the batch at the back of the queue (under one mutex) and get
+//! LSNs. Whoever needs durability and finds no leader becomes the leader: it takes every queued
+//! batch, writes each as one frame with a single positional write (the last one padded to a
+//! block boundary, so the next sync never rewrites a block holding acknowledged data), calls
+//! `fdatasync` once, publishes the new durable point and wakes every waiter. While it works,
+//! new appends queue up and form the next group. Before taking the queue, a leader waits (at
+//! most `group_wait_max`, and at most half the measured sync time) for as many waiters as the
+//! previous group had, so writers released by the last sync join the next one instead of
+//! alternating between two half-sized groups.
+//!
+//! Every error path wakes every waiter: a failed `fdatasync` (or a failed write other than
+//! "no space") poisons the log; "no space" fails the unwritten appends, hands their LSNs back
+//! (the next append reuses them, so the log never has a gap) and leaves the log usable.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::MutexGuard;
+
+use super::codec::{
+    align_up, frame_len, has_zero_sector, seal_frame, trailer, FrameHeader, Seal, SegmentHeader,
+    BLOCK, DATA_START, FLAG_ZERO_SECTOR, FORMAT_VERSION, FRAME_HEADER_LEN, KIND_DATA,
+    RECORD_PREFIX_LEN, SEAL_RESERVE, TRAILER_LEN,
+};
+use super::io::{MappedBytes, OpenMode, VfsFile};
+use super::recovery::segment_name;
+use super::segment::Segment;
+use super::{Inner, Prealloc};
+use crate::error::{Error, Result};
+use crate::types::{Lsn, SegmentId};
+
+/// Entries queued for one frame.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// `FRAME_HEADER_LEN` reserved bytes, then `count` × { u32 length, bytes }.
+    pub buf: Vec<u8>,
+    pub first_lsn: Lsn,
+    pub count: u32,
+    /// Offset of each record's length prefix, relative to the frame start.
+    pub rec_offsets: Vec<u32>,
+}
+
+impl Batch {
+    pub fn last_lsn(&self) -> Lsn {
+        Lsn(self.first_lsn.0 + u64::from(self.count) - 1)
+    }
+
+    pub fn payload_len(&self) -> usize {
+        self.buf.len() - FRAME_HEADER_LEN
+    }
+}
+
+/// A rollback after "no space": tickets of earlier generations at or above `from` failed.
+#[derive(Debug)]
+pub(crate) struct Rollback {
+    pub generation: u64,
+    pub from: Lsn,
+    pub error: Error,
+}
+
+/// Everything the appenders and the leader share, under one mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub next_lsn: Lsn,
+    pub queue: VecDeque<Batch>,
+    pub queued_bytes: usize,
+    pub oldest_queued: Option<Instant>,
+    /// Last LSN written to the file (visible to reads).
+    pub written: Lsn,
+    /// Last LSN on stable storage.
+    pub durable: Lsn,
+    pub leader: bool,
+    pub poisoned: Option<Arc<Error>>,
+    pub closed: bool,
+    pub generation: u64,
+    pub rollbacks: Vec<Rollback>,
+    /// Threads inside `wait_durable`.
+    pub waiters: usize,
+    /// Waiters the last synced group served.
+    pub last_group: usize,
+    pub leader_waiting: bool,
+    pub sync_ewma_ns: u64,
+    pub free_bufs: Vec<Vec<u8>>,
+    pub stats: super::Stats,
+}
+
+/// The leader's own state: the active segment and where the next frame goes.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub seg: Arc<Segment>,
+    pub pos: u64,
+}
+
+/// A segment file ready to become active.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    pub file: Arc<dyn VfsFile>,
+    pub map: Option<MappedBytes>,
+}
+
+/// The preparer's state.
+#[derive(Debug, Default)]
+pub(crate) struct PrepState {
+    pub ready: Option<Prepared>,
+    pub next_id: SegmentId,
+    pub error: Option<Error>,
+    pub busy: bool,
+    pub shutdown: bool,
+}
+
+impl State {
+    pub fn new(next_lsn: Lsn) -> State {
+        State {
+            next_lsn,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            oldest_queued: None,
+            written: next_lsn.prev(),
+            durable: next_lsn.prev(),
+            leader: false,
+            poisoned: None,
+            closed: false,
+            generation: 0,
+            rollbacks: Vec::new(),
+            waiters: 0,
+            last_group: 0,
+            leader_waiting: false,
+            sync_ewma_ns: 0,
+            free_bufs: Vec::new(),
+            stats: super::Stats::default(),
+        }
+    }
+
+    fn new_batch(&mut self, first_lsn: Lsn) -> Batch {
+        let mut buf = self.free_bufs.pop().unwrap_or_default();
+        buf.clear();
+        buf.resize(FRAME_HEADER_LEN, 0);
+        Batch {
+            buf,
+            first_lsn,
+            count: 0,
+            rec_offsets: Vec::new(),
+        }
+    }
+
+    /// Queues one entry (its size was checked) and returns its LSN.
+    pub fn enqueue(&mut self, data: &[u8], batch_bytes_max: usize) -> Lsn {
+        let lsn = self.next_lsn;
+        let need = RECORD_PREFIX_LEN + data.len();
+        let fits = self
+            .queue
+            .back()
+            .is_some_and(|b| b.payload_len() + need <= batch_bytes_max);
+        if !fits {
+            let b = self.new_batch(lsn);
+            self.queue.push_back(b);
+        }
+        if let Some(b) = self.queue.back_mut() {
+            b.rec_offsets.push(b.buf.len() as u32);
+            b.buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            b.buf.extend_from_slice(data);
+            b.count += 1;
+        }
+        if self.oldest_queued.is_none() {
+            self.oldest_queued = Some(Instant::now());
+        }
+        self.queued_bytes += need;
+        self.next_lsn = lsn.next();
+        lsn
+    }
+
+    /// True if a ticket of `generation` covering up to `last` was rolled back.
+    pub fn rolled_back(&self, generation: u64, last: Lsn) -> Option<&Error> {
+        self.rollbacks
+            .iter()
+            .find(|r| r.generation > generation && last >= r.from)
+            .map(|r| &r.error)
+    }
+}
+
+impl Inner {
+    /// Becomes the leader (the caller checked there is none), writes everything queued, syncs
+    /// if asked, publishes the result and wakes every waiter. Returns the relocked guard.
+    pub(crate) fn lead<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        sync: bool,
+    ) -> MutexGuard<'a, State> {
+        debug_assert!(!st.leader);
+        st.leader = true;
+        if sync && !self.opts.group_wait_max.is_zero() && st.waiters < st.last_group {
+            let half_sync = std::time::Duration::from_nanos(st.sync_ewma_ns / 2);
+            let deadline = Instant::now() + self.opts.group_wait_max.min(half_sync);
+            st.leader_waiting = true;
+            while st.waiters < st.last_group && !st.closed {
+                if self.group_cv.wait_until(&mut st, deadline).timed_out() {
+                    break;
+                }
+            }
+            st.leader_waiting = false;
+        }
+        let mut batches: Vec<Batch> = st.queue.drain(..).collect();
+        st.queued_bytes = 0;
+        st.oldest_queued = None;
+        let group = st.waiters;
+        let durable_hint = st.durable;
+        let written_before = st.written;
+        drop(st);
+
+        let t0 = Instant::now();
+        let (written, result) = self.write_batches(&mut batches, sync, durable_hint);
+        let elapsed = t0.elapsed();
+
+        let mut st = self.state.lock();
+        st.leader = false;
+        let written = written.unwrap_or(written_before);
+        st.written = written;
+        st.stats.frames += batches.len() as u64;
+        match result {
+            Ok(()) => {
+                if sync {
+                    st.durable = written;
+                    st.last_group = group;
+                    st.stats.fsyncs += 1;
+                    let ns = elapsed.as_nanos() as u64;
+                    st.sync_ewma_ns = if st.sync_ewma_ns == 0 {
+                        ns
+                    } else {
+                        (st.sync_ewma_ns * 7 + ns) / 8
+                    };
+                }
+            }
+            Err(e) if e.is_no_space() => {
+                // Hand back every LSN after what was written: the next append reuses them.
+                let from = written.next();
+                st.queue.clear();
+                st.queued_bytes = 0;
+                st.oldest_queued = None;
+                st.next_lsn = from;
+                st.generation += 1;
+                let generation = st.generation;
+                st.rollbacks.push(Rollback {
+                    generation,
+                    from,
+                    error: e,
+                });
+                if st.rollbacks.len() > 64 {
+                    st.rollbacks.remove(0);
+                }
+                tracing::warn!(
+                    lsn = from.0,
+                    "append failed for lack of space; LSNs handed back"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fatal I/O error: the log is poisoned");
+                st.poisoned = Some(Arc::new(e));
+            }
+        }
+        for b in batches {
+            if st.free_bufs.len() < 8 && b.buf.capacity() <= 4 * self.opts.batch_bytes_max {
+                st.free_bufs.push(b.buf);
+            }
+        }
+        self.durable_cv.notify_all();
+        st
+    }
+
+    /// Writes the batches as frames; returns the last LSN written and the outcome.
+    fn write_batches(
+        &self,
+        batches: &mut [Batch],
+        sync: bool,
+        durable_hint: Lsn,
+    ) -> (Option<Lsn>, Result<()>) {
+        let mut active = self.active.lock();
+        let mut last_written = None;
+        let n = batches.len();
+        for (i, b) in batches.iter_mut().enumerate() {
+            let payload_len = b.payload_len();
+            let flen = frame_len(payload_len);
+            if active.pos + flen as u64 + SEAL_RESERVE > active.seg.segment_bytes {
+                if let Err(e) = self.rotate(&mut active, b.first_lsn, durable_hint) {
+                    return (last_written, Err(e));
+                }
+            }
+            let pos = active.pos;
+            let zero = has_zero_sector(&b.buf[..FRAME_HEADER_LEN + payload_len], pos);
+            let mut h = FrameHeader {
+                kind: KIND_DATA,
+                flags: if zero { FLAG_ZERO_SECTOR } else { 0 },
+                segment: active.seg.id,
+                first_lsn: b.first_lsn,
+                count: b.count,
+                payload_len: payload_len as u32,
+                durable_lsn: durable_hint,
+                payload_crc: 0,
+                header_crc: 0,
+            };
+            let (head, payload) = b.buf.split_at_mut(FRAME_HEADER_LEN);
+            let hcrc = h.encode(head, payload);
+            b.buf.resize(flen - TRAILER_LEN, 0);
+            b.buf.extend_from_slice(&trailer(hcrc).to_le_bytes());
+            let write_len = if sync && i + 1 == n {
+                (align_up(pos + flen as u64, BLOCK) - pos) as usize
+            } else {
+                flen
+            };
+            b.buf.resize(write_len, 0);
+            if let Err(e) = active.seg.file.write_all_at(&b.buf, pos) {
+                // "No space" fails these appends; anything else poisons the log (see `lead`).
+                return (last_written, Err(Error::io("write", &active.seg.path, e)));
+            }
+            active
+                .seg
+                .index
+                .write()
+                .extend(b.rec_offsets.iter().map(|&o| pos as u32 + o));
+            active.pos = pos + write_len as u64;
+            last_written = Some(b.last_lsn());
+        }
+        if sync {
+            if let Err(e) = active.seg.file.sync_data() {
+                return (last_written, Err(fatal("fdatasync", &active.seg.path, e)));
+            }
+        }
+        (last_written, Ok(()))
+    }
+
+    /// Seals the active segment and switches to the next one. The seal is synced before any
+    /// frame is written to the new segment, so data in a later segment proves every earlier
+    /// segment durable.
+    fn rotate(&self, active: &mut Active, next_lsn: Lsn, durable_hint: Lsn) -> Result<()> {
+        let prepared = self.take_prepared()?;
+        let seal = Seal {
+            next_segment: prepared.id,
+            next_lsn,
+        };
+        let mut frame = seal_frame(active.seg.id, seal, durable_hint);
+        let pos = active.pos;
+        frame.resize(
+            (align_up(pos + frame.len() as u64, BLOCK) - pos) as usize,
+            0,
+        );
+        let old = active.seg.clone();
+        if let Err(e) = old.file.write_all_at(&frame, pos) {
+            let err = Error::io("write", &old.path, e);
+            // Keep the prepared segment for the next attempt.
+            self.prep.lock().ready = Some(prepared);
+            return Err(err);
+        }
+        old.file
+            .sync_data()
+            .map_err(|e| fatal("fdatasync", &old.path, e))?;
+        old.sealed.store(true, Ordering::Release);
+        let seg = Arc::new(Segment {
+            id: prepared.id,
+            path: prepared.path,
+            file: prepared.file,
+            map: prepared.map,
+            first_lsn: next_lsn,
+            index: Default::default(),
+            sealed: Default::default(),
+            segment_bytes: self.opts.segment_bytes,
+        });
+        self.segments.write().push(seg.clone());
+        active.seg = seg;
+        active.pos = DATA_START;
+        tracing::debug!(segment = %active.seg.id, lsn = next_lsn.0, "rotated to a new segment");
+        Ok(())
+    }
+
+    /// Takes the next prepared segment, preparing it here when preparation is inline or the
+    /// background preparer failed.
+    pub(crate) fn take_prepared(&self) -> Result<Prepared> {
+        let mut p = self.prep.lock();
+        loop {
+            if let Some(r) = p.ready.take() {
+                self.prep_cv.notify_all();
+                return Ok(r);
+            }
+            if self.opts.prealloc == Prealloc::Inline || p.error.is_some() || p.shutdown {
+                p.error = None;
+                let id = p.next_id;
+                drop(p);
+                let r = self.prepare(id);
+                let mut p = self.prep.lock();
+                if r.is_ok() {
+                    p.next_id = SegmentId(id.0 + 1);
+                }
+                self.prep_cv.notify_all();
+                return r;
+            }
+            self.prep_cv.wait(&mut p);
+        }
+    }
+
+    /// Creates segment `id`: header, zero fill (or sparse length), fsync, rename into place,
+    /// fsync the directory. A crash at any point leaves either no segment or a complete empty
+    /// one.
+    pub(crate) fn prepare(&self, id: SegmentId) -> Result<Prepared> {
+        let path = self.dir.join(segment_name(id));
+        let tmp = self.dir.join(format!("{}.tmp", segment_name(id)));
+        let _ = self.vfs.remove(&tmp);
+        let file = self
+            .vfs
+            .open(&tmp, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        let r = (|| {
+            let mut block = vec![0u8; BLOCK as usize];
+            SegmentHeader {
+                version: FORMAT_VERSION,
+                id,
+                segment_bytes: self.opts.segment_bytes,
+            }
+            .encode(&mut block);
+            file.write_all_at(&block, 0)
+                .map_err(|e| Error::io("write", &tmp, e))?;
+            if self.opts.zero_fill {
+                let chunk = vec![0u8; 1 << 20];
+                let mut at = BLOCK;
+                while at < self.opts.segment_bytes {
+                    let n = (self.opts.segment_bytes - at).min(chunk.len() as u64) as usize;
+                    file.write_all_at(&chunk[..n], at)
+                        .map_err(|e| Error::io("write", &tmp, e))?;
+                    at += n as u64;
+                }
+            } else {
+                file.set_len(self.opts.segment_bytes)
+                    .map_err(|e| Error::io("set_len", &tmp, e))?;
+            }
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", &tmp, e))?;
+            self.vfs
+                .rename(&tmp, &path)
+                .map_err(|e| Error::io("rename", &path, e))?;
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+            file.map().map_err(|e| Error::io("mmap", &path, e))
+        })();
+        match r {
+            Ok(map) => Ok(Prepared {
+                id,
+                path,
+                file,
+                map,
+            }),
+            Err(e) => {
+                let _ = self.vfs.remove(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// The background preparer's loop: keeps one segment ready.
+    pub(crate) fn prepare_loop(&self) {
+        let mut p = self.prep.lock();
+        loop {
+            while !p.shutdown && (p.ready.is_some() || p.error.is_some()) {
+                self.prep_cv.wait(&mut p);
+            }
+            if p.shutdown {
+                return;
+            }
+            let id = p.next_id;
+            p.busy = true;
+            drop(p);
+            let r = self.prepare(id);
+            p = self.prep.lock();
+            p.busy = false;
+            match r {
+                Ok(r) => {
+                    p.ready = Some(r);
+                    p.next_id = SegmentId(id.0 + 1);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "preparing the next segment failed");
+                    p.error = Some(e);
+                }
+            }
+            self.prep_cv.notify_all();
+        }
+    }
+}
+
+fn fatal(op: &'static str, path: &std::path::Path, e: std::io::Error) -> Error {
+    // A failed fdatasync is fatal whatever its errno (even ENOSPC): the kernel may have
+    // dropped the dirty pages, so a later success would prove nothing.
+    Error::Io {
+        op,
+        path: path.to_owned(),
+        source: Arc::new(e),
+    }
+}
