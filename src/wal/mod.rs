@@ -37,7 +37,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use self::codec::{align_up, Meta, BLOCK};
 use self::io::OpenMode;
 pub use self::io::{StdVfs, Vfs, VfsFile};
-pub use self::options::{Options, Prealloc, RecoveryMode, SyncMode};
+pub use self::options::{Options, PlantedBugs, Prealloc, RecoveryMode, SyncMode};
 pub use self::recovery::TornTail;
 use self::recovery::{analyze, segment_name};
 pub use self::segment::Entry;
@@ -117,7 +117,13 @@ impl Wal {
             vfs.create_dir_all(&dir)
                 .map_err(|e| Error::io("create dir", &dir, e))?;
         }
-        let a = analyze(&*vfs, &dir, opts.recovery, writable)?;
+        let a = analyze(
+            &*vfs,
+            &dir,
+            opts.recovery,
+            writable,
+            opts.planted.skip_crc_check,
+        )?;
         match opts.recovery {
             RecoveryMode::Strict => {
                 if let Some(c) = a.corruption.clone() {

@@ -76,6 +76,22 @@ pub struct Options {
     pub group_wait_max: Duration,
     /// Open without changing any file (no truncation, no deletion); appends are refused.
     pub read_only: bool,
+    /// Deliberate bugs, off by default. They exist only so that tests can show the crash
+    /// checkers catch each one; never set them in real use.
+    #[doc(hidden)]
+    pub planted: PlantedBugs,
+}
+
+/// Deliberate bugs for proving that checkers catch them. All off by default.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// Acknowledge appends without calling `fdatasync`.
+    pub ack_before_fsync: bool,
+    /// Recovery accepts frames without checking their checksums.
+    pub skip_crc_check: bool,
+    /// Do not fsync the directory after creating a segment.
+    pub no_dir_sync: bool,
 }
 
 impl Default for Options {
@@ -90,6 +106,7 @@ impl Default for Options {
             queue_bytes_max: 64 << 20,
             group_wait_max: Duration::from_micros(100),
             read_only: false,
+            planted: PlantedBugs::default(),
         }
     }
 }

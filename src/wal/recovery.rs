@@ -147,6 +147,11 @@ fn frames_after(
 
 /// Scans one segment file's bytes.
 pub fn scan(bytes: &[u8], id: SegmentId, skip_corrupted: bool) -> Scan {
+    scan_with(bytes, id, skip_corrupted, false)
+}
+
+/// [`scan`], optionally with the planted bug "accept frames without checking checksums".
+pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_crc: bool) -> Scan {
     let header = SegmentHeader::decode(bytes);
     let mut s = Scan {
         header,
@@ -198,7 +203,12 @@ pub fn scan(bytes: &[u8], id: SegmentId, skip_corrupted: bool) -> Scan {
                 } else if pos + flen > len {
                     (true, "frame runs past the end of the file".to_owned(), lsns)
                 } else {
-                    match h.check_body(&bytes[pos..pos + flen], pos as u64) {
+                    let body = if no_crc {
+                        Ok(())
+                    } else {
+                        h.check_body(&bytes[pos..pos + flen], pos as u64)
+                    };
+                    match body {
                         Err(FrameError::BadBody { torn }) => {
                             (torn, "frame checksum mismatch".to_owned(), lsns)
                         }
@@ -334,7 +344,14 @@ struct Loaded {
     scan: Scan,
 }
 
-fn load(vfs: &dyn Vfs, path: &Path, id: SegmentId, writable: bool, skip: bool) -> Result<Loaded> {
+fn load(
+    vfs: &dyn Vfs,
+    path: &Path,
+    id: SegmentId,
+    writable: bool,
+    skip: bool,
+    no_crc: bool,
+) -> Result<Loaded> {
     let mode = if writable {
         OpenMode::ReadWrite
     } else {
@@ -356,7 +373,7 @@ fn load(vfs: &dyn Vfs, path: &Path, id: SegmentId, writable: bool, skip: bool) -
             &owned
         }
     };
-    let scan = scan(bytes, id, skip);
+    let scan = scan_with(bytes, id, skip, no_crc);
     Ok(Loaded {
         id,
         path: path.to_owned(),
@@ -372,6 +389,7 @@ pub(crate) fn analyze(
     dir: &Path,
     mode: RecoveryMode,
     writable: bool,
+    no_crc: bool,
 ) -> Result<Analysis> {
     let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut a = Analysis {
@@ -450,7 +468,7 @@ pub(crate) fn analyze(
     }
 
     let skip = mode == RecoveryMode::SkipCorrupted;
-    let loaded = load_all(vfs, dir, &ids, writable, skip)?;
+    let loaded = load_all(vfs, dir, &ids, writable, skip, no_crc)?;
     let has_frames: Vec<bool> = loaded.iter().map(|l| l.scan.first_lsn.is_some()).collect();
 
     let mut expected: Option<Lsn> = a.meta.map(|m| m.first_lsn);
@@ -659,6 +677,7 @@ fn load_all(
     ids: &[SegmentId],
     writable: bool,
     skip: bool,
+    no_crc: bool,
 ) -> Result<Vec<Loaded>> {
     // Segments verify independently; two threads cover this machine's cores.
     let paths: Vec<(SegmentId, PathBuf)> = ids
@@ -671,7 +690,7 @@ fn load_all(
     if paths.len() < 2 || workers == 1 {
         return paths
             .iter()
-            .map(|(id, p)| load(vfs, p, *id, writable, skip))
+            .map(|(id, p)| load(vfs, p, *id, writable, skip, no_crc))
             .collect();
     }
     let mut out: Vec<Option<Result<Loaded>>> = (0..paths.len()).map(|_| None).collect();
@@ -684,7 +703,7 @@ fn load_all(
             s.spawn(move || {
                 for (j, slot) in chunk.iter_mut().enumerate() {
                     let (id, p) = &my[j];
-                    *slot = Some(load(vfs, p, *id, writable, skip));
+                    *slot = Some(load(vfs, p, *id, writable, skip, no_crc));
                 }
             });
             start += n;

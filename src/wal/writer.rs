@@ -327,7 +327,7 @@ impl Inner {
             active.pos = pos + write_len as u64;
             last_written = Some(b.last_lsn());
         }
-        if sync {
+        if sync && !self.opts.planted.ack_before_fsync {
             if let Err(e) = active.seg.file.sync_data() {
                 return (last_written, Err(fatal("fdatasync", &active.seg.path, e)));
             }
@@ -442,9 +442,11 @@ impl Inner {
             self.vfs
                 .rename(&tmp, &path)
                 .map_err(|e| Error::io("rename", &path, e))?;
-            self.vfs
-                .sync_dir(&self.dir)
-                .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+            if !self.opts.planted.no_dir_sync {
+                self.vfs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+            }
             file.map().map_err(|e| Error::io("mmap", &path, e))
         })();
         match r {
