@@ -460,7 +460,7 @@ impl VfsFile for SimFile {
         if let Some(limit) = st.faults.space_limit_bytes {
             let grow = end.saturating_sub(cur_len);
             let used = st.used_bytes();
-            if used + grow > limit {
+            if grow > 0 && used + grow > limit {
                 let room = limit.saturating_sub(used);
                 let fits = (cur_len + room)
                     .saturating_sub(offset)

@@ -1,0 +1,487 @@
+//! The recovery case table (`wal::recovery` module docs): one test per row, each across the
+//! four recovery modes, plus the storage rows of the fault catalogue that are not about
+//! recovery modes (fail-stop after a failed fsync, ENOSPC, read errors, misdirected writes).
+//! Damage is made by editing bytes "offline" on the simulated disk, which runs the real WAL.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use paxwal::wal::codec::{FrameHeader, SegmentHeader, DATA_START, FRAME_HEADER_LEN};
+use paxwal::wal::simdisk::{Faults, SimDisk};
+use paxwal::wal::{Options, Prealloc, RecoveryMode, SyncMode, Wal};
+use paxwal::{Error, Lsn, SegmentId};
+
+const DIR: &str = "/log";
+const MODES: [RecoveryMode; 4] = [
+    RecoveryMode::Strict,
+    RecoveryMode::TolerateTornTail,
+    RecoveryMode::PointInTime,
+    RecoveryMode::SkipCorrupted,
+];
+
+fn opts(mode: RecoveryMode) -> Options {
+    Options {
+        sync: SyncMode::Always,
+        recovery: mode,
+        prealloc: Prealloc::Inline,
+        segment_bytes: 64 << 10,
+        ..Options::default()
+    }
+}
+
+fn payload(lsn: u64) -> Vec<u8> {
+    (0..900)
+        .map(|i| (lsn as usize * 7 + i) as u8 | 0x80)
+        .collect()
+}
+
+/// A log of `n` entries (one frame each; about 14 per 64 KiB segment).
+fn build(n: u64) -> SimDisk {
+    let disk = SimDisk::new();
+    let wal = Wal::open_with(Arc::new(disk.clone()), DIR, opts(RecoveryMode::Strict)).unwrap();
+    for i in 1..=n {
+        assert_eq!(wal.append(&payload(i)).unwrap(), Lsn(i));
+    }
+    wal.close().unwrap();
+    disk
+}
+
+fn seg(id: u64) -> PathBuf {
+    Path::new(DIR).join(format!("{}.seg", SegmentId(id)))
+}
+
+/// `(offset, header)` of every valid frame in a segment file.
+fn frames(disk: &SimDisk, id: u64) -> Vec<(usize, FrameHeader)> {
+    let b = disk.read_file(&seg(id)).unwrap();
+    let mut out = Vec::new();
+    let mut pos = DATA_START as usize;
+    while pos + FRAME_HEADER_LEN <= b.len() {
+        match FrameHeader::decode_header(&b[pos..]) {
+            Ok(h) => {
+                out.push((pos, h));
+                pos += h.frame_len();
+            }
+            Err(_) if pos % 4096 != 0 => pos = (pos / 4096 + 1) * 4096,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+fn edit(disk: &SimDisk, id: u64, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut b = disk.read_file(&seg(id)).unwrap();
+    f(&mut b);
+    disk.write_file(&seg(id), b);
+}
+
+fn open(disk: &SimDisk, mode: RecoveryMode) -> Result<Wal, Error> {
+    Wal::open_with(Arc::new(disk.clone()), DIR, opts(mode))
+}
+
+/// Every LSN from first to last reads its exact payload (or was skipped).
+fn assert_exact(wal: &Wal) {
+    for lsn in wal.first_lsn().0..=wal.last_lsn().0 {
+        match wal.read(Lsn(lsn)) {
+            Ok(e) => assert_eq!(&*e, &payload(lsn)[..], "LSN {lsn}"),
+            Err(Error::Skipped { .. }) => {}
+            Err(e) => panic!("LSN {lsn}: {e}"),
+        }
+    }
+}
+
+fn expect_corruption(r: Result<Wal, Error>, seg_id: u64) {
+    match r {
+        Err(Error::Corruption { segment, .. }) => assert_eq!(segment, SegmentId(seg_id)),
+        Err(e) => panic!("expected corruption in segment {seg_id}, got {e}"),
+        Ok(w) => panic!("expected corruption, opened to LSN {}", w.last_lsn()),
+    }
+}
+
+#[test]
+fn row_clean_end_opens_in_every_mode() {
+    let disk = build(30);
+    for mode in MODES {
+        let wal = open(&disk, mode).unwrap();
+        assert_eq!(wal.last_lsn(), Lsn(30), "{mode:?}");
+        assert!(wal.recovery_report().torn.is_none());
+        assert_exact(&wal);
+    }
+}
+
+#[test]
+fn row_torn_tail_is_truncated_except_in_strict_mode() {
+    // FAULTS 1, 2: the last frame's payload tail never reached the disk.
+    for mode in MODES {
+        let disk = build(20);
+        let last_seg = 2;
+        let (off, h) = *frames(&disk, last_seg).last().unwrap();
+        assert_eq!(h.first_lsn, Lsn(20));
+        edit(&disk, last_seg, |b| {
+            b[off + 600..off + h.frame_len()].fill(0)
+        });
+        match (mode, open(&disk, mode)) {
+            (RecoveryMode::Strict, Err(Error::TornTail { lsn, .. })) => assert_eq!(lsn, Lsn(20)),
+            (RecoveryMode::Strict, r) => panic!("strict: {:?}", r.map(|w| w.last_lsn())),
+            (_, Ok(wal)) => {
+                assert_eq!(wal.last_lsn(), Lsn(19), "{mode:?}");
+                assert_eq!(wal.recovery_report().torn.as_ref().unwrap().lsn, Lsn(20));
+                assert_exact(&wal);
+                // The tail is usable again.
+                assert_eq!(wal.append(&payload(20)).unwrap(), Lsn(20));
+            }
+            (_, Err(e)) => panic!("{mode:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn row_torn_frame_header_and_zero_tail_end_the_log() {
+    // FAULTS 1 (header torn) and 3 (zero tail left by preallocation).
+    let disk = build(20);
+    let (off, _) = *frames(&disk, 2).last().unwrap();
+    edit(&disk, 2, |b| b[off + 20..off + 56].fill(0));
+    let wal = open(&disk, RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(wal.last_lsn(), Lsn(19));
+    assert_exact(&wal);
+}
+
+#[test]
+fn row_corrupt_frame_before_the_tail() {
+    // FAULTS 8: a damaged frame followed by frames written after it was acknowledged.
+    for mode in MODES {
+        let disk = build(20);
+        let fr = frames(&disk, 2);
+        let (off, h) = fr[2];
+        let bad = h.first_lsn;
+        edit(&disk, 2, |b| b[off + 300] ^= 0x04);
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => match open(&disk, mode) {
+                Err(Error::Corruption {
+                    segment,
+                    offset,
+                    lsn,
+                    ..
+                }) => {
+                    assert_eq!((segment, offset, lsn), (SegmentId(2), off as u64, bad));
+                }
+                r => panic!("{mode:?}: {:?}", r.map(|w| w.last_lsn())),
+            },
+            RecoveryMode::PointInTime => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), bad.prev());
+                assert_exact(&wal);
+            }
+            RecoveryMode::SkipCorrupted => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), Lsn(20));
+                assert!(matches!(wal.read(bad), Err(Error::Skipped { .. })));
+                assert_exact(&wal);
+            }
+        }
+    }
+}
+
+#[test]
+fn row_bit_flip_in_last_acknowledged_frame_is_told_from_a_torn_write() {
+    // FAULTS 7: every sector of the last frame was written, yet its checksum fails.
+    for mode in MODES {
+        let disk = build(20);
+        let (off, _) = *frames(&disk, 2).last().unwrap();
+        edit(&disk, 2, |b| b[off + 500] ^= 0x01);
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), 2)
+            }
+            _ => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), Lsn(19), "{mode:?}");
+                assert_exact(&wal);
+            }
+        }
+    }
+}
+
+#[test]
+fn row_bit_flip_in_a_sealed_segment() {
+    // FAULTS 6.
+    for mode in MODES {
+        let disk = build(40);
+        let (off, h) = frames(&disk, 1)[5];
+        edit(&disk, 1, |b| b[off + 70] ^= 0x80);
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), 1)
+            }
+            RecoveryMode::PointInTime => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), h.first_lsn.prev());
+                assert_exact(&wal);
+                assert_eq!(wal.append(b"x").unwrap(), h.first_lsn);
+            }
+            RecoveryMode::SkipCorrupted => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), Lsn(40));
+                assert!(matches!(wal.read(h.first_lsn), Err(Error::Skipped { .. })));
+                assert_exact(&wal);
+            }
+        }
+    }
+}
+
+#[test]
+fn row_sealed_segment_truncated() {
+    // FAULTS 9.
+    for mode in MODES {
+        let disk = build(40);
+        let fr = frames(&disk, 1);
+        let cut = fr[8].0;
+        let cut_lsn = fr[8].1.first_lsn;
+        edit(&disk, 1, |b| b.truncate(cut));
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), 1)
+            }
+            RecoveryMode::PointInTime => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), cut_lsn.prev());
+                assert_exact(&wal);
+            }
+            RecoveryMode::SkipCorrupted => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), Lsn(40));
+                assert!(matches!(wal.read(cut_lsn), Err(Error::Skipped { .. })));
+                assert_exact(&wal);
+            }
+        }
+    }
+}
+
+#[test]
+fn row_segment_missing_in_the_middle() {
+    // FAULTS 10.
+    for mode in MODES {
+        let disk = build(40);
+        let seg2_first = frames(&disk, 2)[0].1.first_lsn;
+        let seg3_first = frames(&disk, 3)[0].1.first_lsn;
+        disk.delete_file(&seg(2));
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), 3)
+            }
+            RecoveryMode::PointInTime => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), seg2_first.prev());
+                assert_exact(&wal);
+            }
+            RecoveryMode::SkipCorrupted => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), Lsn(40));
+                assert!(matches!(wal.read(seg2_first), Err(Error::Skipped { .. })));
+                assert!(wal.read(seg3_first).is_ok());
+                assert_exact(&wal);
+            }
+        }
+    }
+}
+
+#[test]
+fn row_successor_named_by_a_seal_missing() {
+    // FAULTS 11: the newest segment vanished after rotation; the seal proves it existed.
+    for mode in MODES {
+        let disk = build(20);
+        let seg2_first = frames(&disk, 2)[0].1.first_lsn;
+        disk.delete_file(&seg(2));
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), 2)
+            }
+            _ => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), seg2_first.prev());
+                assert_exact(&wal);
+                assert_eq!(wal.append(&payload(seg2_first.0)).unwrap(), seg2_first);
+            }
+        }
+    }
+}
+
+#[test]
+fn row_file_holding_another_segments_id() {
+    // FAULTS 12: duplicate segments are resolved by the identity in the header.
+    for mode in MODES {
+        let disk = build(40);
+        let one = disk.read_file(&seg(1)).unwrap();
+        disk.write_file(&seg(2), one);
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), 2)
+            }
+            _ => {
+                let wal = open(&disk, mode).unwrap();
+                assert!(wal.last_lsn() < Lsn(20));
+                assert_exact(&wal);
+            }
+        }
+    }
+}
+
+#[test]
+fn row_unreadable_header_of_an_empty_tail_segment_is_deleted() {
+    // FAULTS 13, 15: a new tail segment that came back empty or torn holds nothing.
+    for mode in MODES {
+        let disk = build(20);
+        disk.write_file(&seg(3), vec![0u8; 4096]);
+        disk.write_file(&seg(4), vec![]);
+        let wal = open(&disk, mode).unwrap();
+        assert_eq!(wal.last_lsn(), Lsn(20), "{mode:?}");
+        assert!(disk.read_file(&seg(4)).is_none(), "empty tail segment kept");
+        assert_exact(&wal);
+    }
+}
+
+#[test]
+fn row_newer_format_version_is_refused() {
+    for mode in MODES {
+        let disk = build(5);
+        edit(&disk, 1, |b| {
+            let mut h = SegmentHeader::decode(b).unwrap();
+            h.version = 99;
+            h.encode(b);
+        });
+        match open(&disk, mode) {
+            Err(Error::VersionTooNew { found: 99, .. }) => {}
+            r => panic!("{mode:?}: {:?}", r.map(|w| w.last_lsn())),
+        }
+    }
+}
+
+#[test]
+fn row_temporaries_and_orphans_are_deleted() {
+    // FAULTS 28: a crash in the middle of compaction leaves orphans below META.
+    let disk = build(40);
+    let wal = open(&disk, RecoveryMode::TolerateTornTail).unwrap();
+    let old = disk.read_file(&seg(1)).unwrap();
+    assert!(wal.compact_before(Lsn(20)).unwrap() >= 1);
+    let first = wal.first_lsn();
+    wal.close().unwrap();
+    disk.write_file(&seg(1), old);
+    disk.write_file(
+        &Path::new(DIR).join("00000000000000000009.seg.tmp"),
+        vec![1; 10],
+    );
+    let wal = open(&disk, RecoveryMode::Strict).unwrap();
+    assert_eq!(wal.first_lsn(), first);
+    assert!(disk.read_file(&seg(1)).is_none());
+    assert!(disk
+        .file_names()
+        .iter()
+        .all(|p| !p.to_string_lossy().ends_with(".tmp")));
+    assert_exact(&wal);
+}
+
+#[test]
+fn stale_frame_in_reused_space_is_never_read_as_data() {
+    // FAULTS 5: a frame of segment 1 sitting in segment 2's unused space.
+    let disk = build(20);
+    let (off, h) = frames(&disk, 1)[3];
+    let stale = disk.read_file(&seg(1)).unwrap()[off..off + h.frame_len()].to_vec();
+    let (last_off, last_h) = *frames(&disk, 2).last().unwrap();
+    let at = (last_off + last_h.frame_len()).div_ceil(4096) * 4096 + 8192;
+    edit(&disk, 2, |b| {
+        b[at..at + stale.len()].copy_from_slice(&stale)
+    });
+    let wal = open(&disk, RecoveryMode::Strict).unwrap();
+    assert_eq!(wal.last_lsn(), Lsn(20));
+    assert_exact(&wal);
+}
+
+#[test]
+fn misdirected_write_over_acknowledged_data_is_corruption() {
+    // FAULTS 21: the right bytes (a valid frame) written over another acknowledged frame.
+    let disk = build(20);
+    let fr = frames(&disk, 2);
+    let b = disk.read_file(&seg(2)).unwrap();
+    let (src_off, src_h) = fr[4];
+    let copy = b[src_off..src_off + src_h.frame_len()].to_vec();
+    let dst_off = fr[1].0;
+    edit(&disk, 2, |b| {
+        b[dst_off..dst_off + copy.len()].copy_from_slice(&copy)
+    });
+    expect_corruption(open(&disk, RecoveryMode::TolerateTornTail), 2);
+}
+
+#[test]
+fn read_error_on_a_sealed_segment_is_an_error_not_the_end_of_the_log() {
+    // FAULTS 20.
+    let disk = build(40);
+    disk.set_faults(Faults {
+        fail_reads_of: Some(format!("{}.seg", SegmentId(1))),
+        ..Faults::default()
+    });
+    match open(&disk, RecoveryMode::TolerateTornTail) {
+        Err(Error::Io { .. }) => {}
+        r => panic!("{:?}", r.map(|w| w.last_lsn())),
+    }
+}
+
+#[test]
+fn failed_fsync_poisons_the_log_even_if_a_later_fsync_succeeds() {
+    // FAULTS 16, 17: fail-stop; nothing is acknowledged after the failure.
+    let disk = build(5);
+    let wal = open(&disk, RecoveryMode::TolerateTornTail).unwrap();
+    disk.set_faults(Faults {
+        fail_sync_at: Some(0),
+        ..Faults::default()
+    });
+    let err = wal.append(&payload(6)).unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    // The disk's next fsync would succeed; the log still refuses.
+    let err = wal.append(&payload(6)).unwrap_err();
+    assert!(err.is_fatal(), "{err}");
+    assert!(matches!(wal.read(Lsn(6)), Err(Error::NotFound { .. })));
+    assert_eq!(&*wal.read(Lsn(5)).unwrap(), &payload(5)[..]);
+    drop(wal);
+    let wal = open(
+        &disk.crash(&Default::default()),
+        RecoveryMode::TolerateTornTail,
+    )
+    .unwrap();
+    assert_eq!(wal.last_lsn(), Lsn(5));
+    assert_exact(&wal);
+}
+
+#[test]
+fn no_space_fails_the_append_clearly_and_loses_nothing() {
+    // FAULTS 18, 19: ENOSPC while preparing the next segment (rotation).
+    let disk = build(10);
+    let wal = open(&disk, RecoveryMode::TolerateTornTail).unwrap();
+    let used: usize = disk
+        .file_names()
+        .iter()
+        .map(|p| disk.read_file(p).map_or(0, |b| b.len()))
+        .sum();
+    disk.set_faults(Faults {
+        space_limit_bytes: Some(used as u64 + 1000),
+        ..Faults::default()
+    });
+    let mut acked = 10;
+    let err = loop {
+        match wal.append(&payload(acked + 1)) {
+            Ok(l) => {
+                acked += 1;
+                assert_eq!(l, Lsn(acked));
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_no_space(), "{err}");
+    assert!(!err.is_fatal());
+    assert_exact(&wal);
+    // Space comes back: appends continue at the next LSN, with no gap.
+    disk.set_faults(Faults::default());
+    assert_eq!(wal.append(&payload(acked + 1)).unwrap(), Lsn(acked + 1));
+    wal.close().unwrap();
+    let wal = open(&disk.crash(&Default::default()), RecoveryMode::Strict).unwrap();
+    assert_eq!(wal.last_lsn(), Lsn(acked + 1));
+    assert_exact(&wal);
+}
