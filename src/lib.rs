@@ -1,4 +1,29 @@
 //! paxwal: a replicated write-ahead log.
+//!
+//! * [`wal`]: the generic segmented, checksummed log with group commit and crash recovery.
+//! * [`types`]: the position and identity newtypes every layer shares.
+//!
+//! Embedding the log:
+//!
+//! ```
+//! use paxwal::wal::{Options, SyncMode, Wal};
+//! use paxwal::Lsn;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let wal = Wal::open(dir.path(), Options { sync: SyncMode::Always, ..Options::default() })?;
+//! let first = wal.append(b"put k v")?; // durable when it returns
+//! let t = wal.submit_batch([b"a".as_slice(), b"b"])?; // queued...
+//! wal.wait_durable(&t)?; // ...and durable (one fdatasync for the group)
+//! let all: Vec<Vec<u8>> = wal
+//!     .iter(first..=t.last)
+//!     .map(|r| r.map(|(_, e)| e.to_vec()))
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(all, vec![b"put k v".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+//! wal.close()?;
+//! let wal = Wal::open(dir.path(), Options::default())?; // recovers
+//! assert_eq!(wal.last_lsn(), Lsn(3));
+//! # Ok::<(), paxwal::Error>(())
+//! ```
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
