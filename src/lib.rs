@@ -22,7 +22,7 @@
 //! wal.close()?;
 //! let wal = Wal::open(dir.path(), Options::default())?; // recovers
 //! assert_eq!(wal.last_lsn(), Lsn(3));
-//! # Ok::<(), paxwal::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
