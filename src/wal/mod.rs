@@ -85,13 +85,16 @@ pub(crate) struct Inner {
     pub opts: Options,
     pub state: Mutex<State>,
     pub durable_cv: Condvar,
-    pub group_cv: Condvar,
     pub flush_cv: Condvar,
     pub segments: RwLock<Vec<Arc<Segment>>>,
     pub active: Mutex<Active>,
     pub prep: Mutex<PrepState>,
     pub prep_cv: Condvar,
     pub compact_lock: Mutex<()>,
+    /// `state.durable`, readable without the lock by parked waiters.
+    pub durable_atomic: std::sync::atomic::AtomicU64,
+    /// Leader rounds finished; parked waiters wake when it moves.
+    pub leader_rounds: std::sync::atomic::AtomicU64,
 }
 
 /// A segmented, checksummed write-ahead log. `Send + Sync`: many threads append at once.
@@ -235,7 +238,6 @@ impl Wal {
             opts: opts.clone(),
             state: Mutex::new(State::new(next_lsn)),
             durable_cv: Condvar::new(),
-            group_cv: Condvar::new(),
             flush_cv: Condvar::new(),
             segments: RwLock::new(Vec::new()),
             active: Mutex::new(Active {
@@ -245,6 +247,8 @@ impl Wal {
             prep: Mutex::new(prep),
             prep_cv: Condvar::new(),
             compact_lock: Mutex::new(()),
+            durable_atomic: Default::default(),
+            leader_rounds: Default::default(),
         };
         let active = match inner_active {
             Some(a) => a,
@@ -431,9 +435,8 @@ impl Wal {
     pub fn wait_durable(&self, t: &Appended) -> Result<()> {
         let inner = &*self.inner;
         let mut st = inner.state.lock();
-        st.waiters += 1;
-        if st.leader_waiting && st.waiters >= st.last_group {
-            inner.group_cv.notify_one();
+        if t.last > st.durable {
+            st.waiters += 1;
         }
         let r = loop {
             if let Some(e) = st.rolled_back(t.generation, t.last) {
@@ -445,13 +448,51 @@ impl Wal {
             if let Some(p) = &st.poisoned {
                 break Err(Error::Poisoned { cause: p.clone() });
             }
-            if st.leader {
-                inner.durable_cv.wait(&mut st);
+            let deadline = if st.leader {
+                None
             } else {
-                st = inner.lead(st, true);
+                // No leader. Lead now if the group is complete (this thread is running, so
+                // leading here costs no wake-up) or its deadline passed; else wait for the rest.
+                let wait = inner.group_wait(&st);
+                let now = std::time::Instant::now();
+                if st.waiters >= st.last_group || wait.is_zero() {
+                    st = inner.lead(st, true);
+                    continue;
+                }
+                let deadline = *st.group_deadline.get_or_insert(now + wait);
+                if now >= deadline {
+                    st = inner.lead(st, true);
+                    continue;
+                }
+                Some(deadline)
+            };
+            // Park until a leader finishes (it unparks every sleeper at once, so woken writers
+            // run in parallel instead of queueing on the mutex) or the group deadline passes.
+            let round = inner.leader_rounds.load(Ordering::Acquire);
+            st.sleepers.push(std::thread::current());
+            drop(st);
+            loop {
+                if inner.leader_rounds.load(Ordering::Acquire) != round {
+                    break;
+                }
+                match deadline {
+                    Some(d) => {
+                        let now = std::time::Instant::now();
+                        if now >= d {
+                            break;
+                        }
+                        std::thread::park_timeout(d - now);
+                    }
+                    None => std::thread::park(),
+                }
             }
+            if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0 {
+                // Fast path: acknowledged without touching the lock again (a rollback can only
+                // hit LSNs above the durable point).
+                return Ok(());
+            }
+            st = inner.state.lock();
         };
-        st.waiters -= 1;
         r
     }
 
@@ -620,7 +661,6 @@ impl Wal {
         };
         inner.state.lock().closed = true;
         inner.flush_cv.notify_all();
-        inner.group_cv.notify_all();
         inner.durable_cv.notify_all();
         {
             let mut p = inner.prep.lock();
@@ -702,19 +742,21 @@ impl Inner {
         active: Active,
         prep: PrepState,
     ) -> Inner {
+        let durable = state.durable.0;
         Inner {
             dir,
             vfs,
             opts,
             state: Mutex::new(state),
             durable_cv: Condvar::new(),
-            group_cv: Condvar::new(),
             flush_cv: Condvar::new(),
             segments: RwLock::new(segments),
             active: Mutex::new(active),
             prep: Mutex::new(prep),
             prep_cv: Condvar::new(),
             compact_lock: Mutex::new(()),
+            durable_atomic: std::sync::atomic::AtomicU64::new(durable),
+            leader_rounds: Default::default(),
         }
     }
 

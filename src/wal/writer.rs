@@ -6,10 +6,11 @@
 //! batch, writes each as one frame with a single positional write (the last one padded to a
 //! block boundary, so the next sync never rewrites a block holding acknowledged data), calls
 //! `fdatasync` once, publishes the new durable point and wakes every waiter. While it works,
-//! new appends queue up and form the next group. Before taking the queue, a leader waits (at
-//! most `group_wait_max`, and at most half the measured sync time) for as many waiters as the
-//! previous group had, so writers released by the last sync join the next one instead of
-//! alternating between two half-sized groups.
+//! new appends queue up and form the next group. A group forms until as many threads wait as the
+//! previous group served — then the thread that completes it leads at once (it is running, so
+//! no wake-up sits on the critical path) — or until a deadline (`group_wait_max`, and at most
+//! half the measured sync time) passes. So writers released by one sync join the next group
+//! instead of alternating between two half-sized groups.
 //!
 //! Every error path wakes every waiter: a failed `fdatasync` (or a failed write other than
 //! "no space") poisons the log; "no space" fails the unwritten appends, hands their LSNs back
@@ -80,11 +81,16 @@ pub(crate) struct State {
     pub closed: bool,
     pub generation: u64,
     pub rollbacks: Vec<Rollback>,
-    /// Threads inside `wait_durable`.
+    /// Threads in `wait_durable` whose LSN is not durable yet (a synced leader subtracts the
+    /// group it served, so satisfied but still sleeping threads never count as waiting).
     pub waiters: usize,
+    /// Threads parked in `wait_durable`, woken (all at once, in parallel) when a leader
+    /// finishes.
+    pub sleepers: Vec<std::thread::Thread>,
     /// Waiters the last synced group served.
     pub last_group: usize,
-    pub leader_waiting: bool,
+    /// When a forming group stops waiting for the rest of the previous group.
+    pub group_deadline: Option<Instant>,
     pub sync_ewma_ns: u64,
     pub free_bufs: Vec<Vec<u8>>,
     pub stats: super::Stats,
@@ -131,8 +137,9 @@ impl State {
             generation: 0,
             rollbacks: Vec::new(),
             waiters: 0,
+            sleepers: Vec::new(),
             last_group: 0,
-            leader_waiting: false,
+            group_deadline: None,
             sync_ewma_ns: 0,
             free_bufs: Vec::new(),
             stats: super::Stats::default(),
@@ -189,6 +196,13 @@ impl State {
 impl Inner {
     /// Becomes the leader (the caller checked there is none), writes everything queued, syncs
     /// if asked, publishes the result and wakes every waiter. Returns the relocked guard.
+    /// How long a forming group may wait for the previous group's writers.
+    pub(crate) fn group_wait(&self, st: &State) -> std::time::Duration {
+        self.opts
+            .group_wait_max
+            .min(std::time::Duration::from_nanos(st.sync_ewma_ns / 2))
+    }
+
     pub(crate) fn lead<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
@@ -196,17 +210,7 @@ impl Inner {
     ) -> MutexGuard<'a, State> {
         debug_assert!(!st.leader);
         st.leader = true;
-        if sync && !self.opts.group_wait_max.is_zero() && st.waiters < st.last_group {
-            let half_sync = std::time::Duration::from_nanos(st.sync_ewma_ns / 2);
-            let deadline = Instant::now() + self.opts.group_wait_max.min(half_sync);
-            st.leader_waiting = true;
-            while st.waiters < st.last_group && !st.closed {
-                if self.group_cv.wait_until(&mut st, deadline).timed_out() {
-                    break;
-                }
-            }
-            st.leader_waiting = false;
-        }
+        st.group_deadline = None;
         let mut batches: Vec<Batch> = st.queue.drain(..).collect();
         st.queued_bytes = 0;
         st.oldest_queued = None;
@@ -229,6 +233,7 @@ impl Inner {
                 if sync {
                     st.durable = written;
                     st.last_group = group;
+                    st.waiters = st.waiters.saturating_sub(group);
                     st.stats.fsyncs += 1;
                     let ns = elapsed.as_nanos() as u64;
                     st.sync_ewma_ns = if st.sync_ewma_ns == 0 {
@@ -261,6 +266,7 @@ impl Inner {
                 );
             }
             Err(e) => {
+                st.waiters = st.waiters.saturating_sub(group);
                 tracing::error!(error = %e, "fatal I/O error: the log is poisoned");
                 st.poisoned = Some(Arc::new(e));
             }
@@ -271,6 +277,14 @@ impl Inner {
             }
         }
         self.durable_cv.notify_all();
+        self.durable_atomic
+            .store(st.durable.0, std::sync::atomic::Ordering::Release);
+        self.leader_rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        let sleepers = std::mem::take(&mut st.sleepers);
+        if !sleepers.is_empty() {
+            MutexGuard::unlocked(&mut st, || sleepers.iter().for_each(|t| t.unpark()));
+        }
         st
     }
 
