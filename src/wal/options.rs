@@ -72,7 +72,7 @@ pub struct Options {
     /// Appends block (writing queued data out) once this many bytes are queued.
     pub queue_bytes_max: usize,
     /// Longest a group-commit leader waits for the previous group's writers to come back
-    /// before syncing (bounded further by half the measured sync time). Zero disables it.
+    /// before syncing (bounded further by the measured sync time). Zero disables it.
     pub group_wait_max: Duration,
     /// Open without changing any file (no truncation, no deletion); appends are refused.
     pub read_only: bool,
@@ -104,7 +104,7 @@ impl Default for Options {
             prealloc: Prealloc::default(),
             batch_bytes_max: 1 << 20,
             queue_bytes_max: 64 << 20,
-            group_wait_max: Duration::from_micros(100),
+            group_wait_max: Duration::from_micros(200),
             read_only: false,
             planted: PlantedBugs::default(),
         }

@@ -9,7 +9,7 @@
 //! new appends queue up and form the next group. A group forms until as many threads wait as the
 //! previous group served — then the thread that completes it leads at once (it is running, so
 //! no wake-up sits on the critical path) — or until a deadline (`group_wait_max`, and at most
-//! half the measured sync time) passes. So writers released by one sync join the next group
+//! the measured sync time) passes. So writers released by one sync join the next group
 //! instead of alternating between two half-sized groups.
 //!
 //! Every error path wakes every waiter: a failed `fdatasync` (or a failed write other than
@@ -200,7 +200,7 @@ impl Inner {
     pub(crate) fn group_wait(&self, st: &State) -> std::time::Duration {
         self.opts
             .group_wait_max
-            .min(std::time::Duration::from_nanos(st.sync_ewma_ns / 2))
+            .min(std::time::Duration::from_nanos(st.sync_ewma_ns))
     }
 
     pub(crate) fn lead<'a>(
