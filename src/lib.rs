@@ -28,6 +28,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod error;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod types;
 pub mod wal;
 
