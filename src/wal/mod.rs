@@ -416,10 +416,7 @@ impl Wal {
         }
         let was_empty = st.queue.is_empty();
         let first = st.next_lsn;
-        let mut last = first;
-        for e in &entries {
-            last = st.enqueue(e.as_ref(), inner.opts.batch_bytes_max);
-        }
+        let last = st.enqueue_all(&entries, inner.opts.batch_bytes_max);
         let generation = st.generation;
         if was_empty && !matches!(inner.opts.sync, SyncMode::Always) {
             inner.flush_cv.notify_one();

@@ -158,30 +158,54 @@ impl State {
         }
     }
 
-    /// Queues one entry (its size was checked) and returns its LSN.
-    pub fn enqueue(&mut self, data: &[u8], batch_bytes_max: usize) -> Lsn {
-        let lsn = self.next_lsn;
-        let need = RECORD_PREFIX_LEN + data.len();
-        let fits = self
-            .queue
-            .back()
-            .is_some_and(|b| b.payload_len() + need <= batch_bytes_max);
-        if !fits {
-            let b = self.new_batch(lsn);
-            self.queue.push_back(b);
-        }
-        if let Some(b) = self.queue.back_mut() {
-            b.rec_offsets.push(b.buf.len() as u32);
-            b.buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            b.buf.extend_from_slice(data);
-            b.count += 1;
+    /// Queues entries (their sizes were checked) at consecutive LSNs; returns the last LSN.
+    pub fn enqueue_all<T: AsRef<[u8]>>(&mut self, entries: &[T], batch_bytes_max: usize) -> Lsn {
+        let mut i = 0;
+        while i < entries.len() {
+            let fits = |b: &Batch, e: &[u8]| {
+                b.payload_len() + RECORD_PREFIX_LEN + e.len() <= batch_bytes_max
+            };
+            let open = self
+                .queue
+                .back()
+                .is_some_and(|b| fits(b, entries[i].as_ref()));
+            if !open {
+                let b = self.new_batch(self.next_lsn);
+                self.queue.push_back(b);
+            }
+            let Some(b) = self.queue.back_mut() else {
+                break;
+            };
+            // Take as many entries as fit, with one reservation.
+            let mut room = batch_bytes_max.saturating_sub(b.payload_len());
+            let mut j = i;
+            let mut bytes = 0;
+            while j < entries.len() {
+                let need = RECORD_PREFIX_LEN + entries[j].as_ref().len();
+                if need > room && j > i {
+                    break;
+                }
+                room = room.saturating_sub(need);
+                bytes += need;
+                j += 1;
+            }
+            b.buf.reserve(bytes);
+            b.rec_offsets.reserve(j - i);
+            for e in &entries[i..j] {
+                let e = e.as_ref();
+                b.rec_offsets.push(b.buf.len() as u32);
+                b.buf.extend_from_slice(&(e.len() as u32).to_le_bytes());
+                b.buf.extend_from_slice(e);
+            }
+            b.count += (j - i) as u32;
+            self.queued_bytes += bytes;
+            self.next_lsn = Lsn(self.next_lsn.0 + (j - i) as u64);
+            i = j;
         }
         if self.oldest_queued.is_none() {
             self.oldest_queued = Some(Instant::now());
         }
-        self.queued_bytes += need;
-        self.next_lsn = lsn.next();
-        lsn
+        self.next_lsn.prev()
     }
 
     /// True if a ticket of `generation` covering up to `last` was rolled back.
