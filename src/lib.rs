@@ -1,6 +1,8 @@
 //! paxwal: a replicated write-ahead log.
 //!
 //! * [`wal`]: the generic segmented, checksummed log with group commit and crash recovery.
+//! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
+//!   in the log.
 //! * [`types`]: the position and identity newtypes every layer shares.
 //!
 //! Embedding the log:
@@ -30,6 +32,7 @@
 pub mod error;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod store;
 pub mod types;
 pub mod wal;
 
