@@ -122,7 +122,7 @@ fn run(seed: u64, ack_before_fsync: bool) -> Result<(), String> {
         }
         for (slot, b) in acked_accepts {
             let got = st.accepted.get(&slot).map(|(b, _)| *b);
-            if !got.is_some_and(|g| g >= b) {
+            if got.is_none_or(|g| g < b) {
                 return Err(format!("accept of slot {slot} at {b} lost (have {got:?})"));
             }
             if st.promised < b {
