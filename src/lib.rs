@@ -3,6 +3,7 @@
 //! * [`wal`]: the generic segmented, checksummed log with group commit and crash recovery.
 //! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
 //!   in the log.
+//! * [`bench`]: the append benchmark and raw-disk probes behind `paxwal bench`.
 //! * [`types`]: the position and identity newtypes every layer shares.
 //!
 //! Embedding the log:
@@ -29,6 +30,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bench;
 pub mod error;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -163,3 +163,29 @@ fn inline_preallocation_and_large_entries() {
     wal.append(b"").unwrap();
     assert_eq!(&*wal.read(Lsn(2)).unwrap(), b"");
 }
+
+#[test]
+fn a_group_larger_than_a_segment_is_split_across_frames_and_segments() {
+    // Regression: the default batch cap (1 MiB) exceeds a 64 KiB segment; a batch must never
+    // be written as one frame bigger than a segment.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        segment_bytes: 64 << 10,
+        ..Options::default()
+    };
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
+    let entries: Vec<Vec<u8>> = (0..100u64).map(|i| vec![i as u8; 900]).collect();
+    wal.append_batch(&entries).unwrap();
+    wal.close().unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "seg") {
+            assert_eq!(std::fs::metadata(&p).unwrap().len(), 64 << 10, "{p:?} grew");
+        }
+    }
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(wal.last_lsn(), Lsn(100));
+    for i in 0..100u64 {
+        assert_eq!(&*wal.read(Lsn(i + 1)).unwrap(), &entries[i as usize][..]);
+    }
+}

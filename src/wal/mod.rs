@@ -24,6 +24,7 @@ mod options;
 pub mod recovery;
 mod segment;
 pub mod simdisk;
+pub mod verify;
 mod writer;
 
 use std::ops::RangeInclusive;
@@ -416,7 +417,7 @@ impl Wal {
         }
         let was_empty = st.queue.is_empty();
         let first = st.next_lsn;
-        let last = st.enqueue_all(&entries, inner.opts.batch_bytes_max);
+        let last = st.enqueue_all(&entries, inner.opts.batch_limit());
         let generation = st.generation;
         if was_empty && !matches!(inner.opts.sync, SyncMode::Always) {
             inner.flush_cv.notify_one();

@@ -124,6 +124,13 @@ impl Options {
             - 8
     }
 
+    /// Payload bytes one frame may carry: `batch_bytes_max`, but never more than a fresh
+    /// segment holds.
+    pub(crate) fn batch_limit(&self) -> usize {
+        self.batch_bytes_max
+            .min(self.entry_bytes_max() + super::codec::RECORD_PREFIX_LEN)
+    }
+
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let b = self.segment_bytes;
         if b % 4096 != 0 || !(64 << 10..=(u32::MAX as u64 - 4095)).contains(&b) {

@@ -310,6 +310,8 @@ pub(crate) struct Analysis {
     pub segments: Vec<RecoveredSegment>,
     /// Files to delete (temporaries, orphans below META, empty or dropped segments).
     pub delete: Vec<PathBuf>,
+    /// Of those, segments after the tail holding no frame (prepared spares).
+    pub spares: Vec<PathBuf>,
     /// Zero the last kept segment from this offset (torn or dropped tail).
     pub truncate_at: Option<u64>,
     pub torn: Option<TornTail>,
@@ -396,6 +398,7 @@ pub(crate) fn analyze(
         meta: None,
         segments: Vec::new(),
         delete: Vec::new(),
+        spares: Vec::new(),
         truncate_at: None,
         torn: None,
         corruption: None,
@@ -476,6 +479,9 @@ pub(crate) fn analyze(
     let mut stop_all = false;
     for (i, l) in loaded.into_iter().enumerate() {
         if stop_all {
+            if l.scan.first_lsn.is_none() && !l.scan.frames_after_stop {
+                a.spares.push(l.path.clone());
+            }
             a.delete.push(l.path);
             continue;
         }

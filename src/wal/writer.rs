@@ -329,6 +329,15 @@ impl Inner {
                 if let Err(e) = self.rotate(&mut active, b.first_lsn, durable_hint) {
                     return (last_written, Err(e));
                 }
+                if active.pos + flen as u64 + SEAL_RESERVE > active.seg.segment_bytes {
+                    // Cannot happen: batches are capped at what a fresh segment holds.
+                    return (
+                        last_written,
+                        Err(Error::Invalid(format!(
+                            "a {flen}-byte frame does not fit in a segment"
+                        ))),
+                    );
+                }
             }
             let pos = active.pos;
             let zero = has_zero_sector(&b.buf[..FRAME_HEADER_LEN + payload_len], pos);

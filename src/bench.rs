@@ -1,0 +1,318 @@
+//! The append benchmark behind `paxwal bench`, and raw-disk probes measured in the same
+//! directory in the same run, so paxwal's figures are stated as ratios to the disk.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::wal::{Options, SyncMode, Wal};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Directory to run in (a fresh subdirectory is used for the log).
+    pub dir: PathBuf,
+    /// Writer threads.
+    pub writers: usize,
+    /// Bytes per entry.
+    pub entry_bytes: usize,
+    /// Stop after this many entries in all...
+    pub entries: Option<u64>,
+    /// ...or after this long.
+    pub seconds: Option<f64>,
+    /// Sync mode of the log.
+    pub sync: SyncMode,
+    /// Entries per append call (`append_batch` when above 1).
+    pub batch: usize,
+    /// Also measure the raw disk.
+    pub raw: bool,
+}
+
+/// Raw-disk figures from the same directory.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct RawDisk {
+    /// `fdatasync` calls per second after a 4 KiB overwrite inside an already-written file.
+    pub fsync_per_sec: f64,
+    /// Sequential write bandwidth (1 MiB writes, one `fdatasync` at the end), MiB/s.
+    pub seq_mib_per_sec: f64,
+    /// Entries per second of a raw loop writing the same bytes per batch + `fdatasync`
+    /// (only for batches above 1).
+    pub batch_entries_per_sec: Option<f64>,
+}
+
+/// The benchmark's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// Entries appended.
+    pub entries: u64,
+    /// Payload bytes appended.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Entries per second.
+    pub entries_per_sec: f64,
+    /// Payload MiB per second.
+    pub mib_per_sec: f64,
+    /// `fdatasync` calls that made appends durable.
+    pub fsyncs: u64,
+    /// Entries per `fdatasync`.
+    pub entries_per_fsync: f64,
+    /// Median latency of one append call, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency of one append call, µs.
+    pub p99_us: f64,
+    /// Raw `fdatasync` rate (4 KiB overwrite), per second.
+    pub raw_fsync_per_sec: f64,
+    /// Raw sequential write, MiB/s.
+    pub raw_seq_mib_per_sec: f64,
+    /// Raw write+fdatasync loop over the same batches, entries/s (batches above 1).
+    pub raw_batch_entries_per_sec: Option<f64>,
+    /// Append calls per second ÷ raw fsync rate (durable single appends).
+    pub ratio_calls_to_raw_fsync: f64,
+    /// MiB/s ÷ raw sequential MiB/s.
+    pub ratio_mib_to_raw_seq: f64,
+    /// Entries/s ÷ raw batch loop entries/s.
+    pub ratio_entries_to_raw_batch: Option<f64>,
+    /// Writers, entry size, batch and sync mode, for the record.
+    pub writers: usize,
+    /// Bytes per entry.
+    pub entry_bytes: usize,
+    /// Entries per call.
+    pub batch: usize,
+    /// Sync mode name.
+    pub sync: String,
+}
+
+fn io<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(op, p, e)
+}
+
+/// `fdatasync` rate after 4 KiB overwrites inside an already-written file (the case a
+/// preallocated segment is in), for about `budget`.
+pub fn raw_overwrite_fsync_rate(dir: &Path, budget: Duration) -> Result<f64> {
+    let p = dir.join("raw-overwrite.tmp");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&p)
+        .map_err(io("open", &p))?;
+    let block = vec![0x5au8; 4096];
+    let blocks = 1024u64;
+    for i in 0..blocks {
+        f.write_all_at(&block, i * 4096).map_err(io("write", &p))?;
+    }
+    f.sync_all().map_err(io("fsync", &p))?;
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < budget || n < 50 {
+        f.write_all_at(&block, (n % blocks) * 4096)
+            .map_err(io("write", &p))?;
+        f.sync_data().map_err(io("fdatasync", &p))?;
+        n += 1;
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&p);
+    Ok(rate)
+}
+
+/// Sequential write bandwidth: `mib` 1 MiB writes to a new file, then one `fdatasync`.
+pub fn raw_seq_write_mib_per_sec(dir: &Path, mib: usize) -> Result<f64> {
+    let p = dir.join("raw-seq.tmp");
+    let mut f = File::create(&p).map_err(io("create", &p))?;
+    let chunk = vec![0xa5u8; 1 << 20];
+    let t = Instant::now();
+    for _ in 0..mib {
+        f.write_all(&chunk).map_err(io("write", &p))?;
+    }
+    f.sync_data().map_err(io("fdatasync", &p))?;
+    let rate = mib as f64 / t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&p);
+    Ok(rate)
+}
+
+/// A raw loop writing `batch` entries of `entry_bytes` (+4 bytes of framing each) into a
+/// preallocated file, one `fdatasync` per batch, for about `budget`; entries per second.
+pub fn raw_batch_rate(
+    dir: &Path,
+    entry_bytes: usize,
+    batch: usize,
+    budget: Duration,
+) -> Result<f64> {
+    let p = dir.join("raw-batch.tmp");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&p)
+        .map_err(io("open", &p))?;
+    let chunk = vec![0x3cu8; batch * (entry_bytes + 4)];
+    let span = 64u64 << 20;
+    let zero = vec![0u8; 1 << 20];
+    for i in 0..(span >> 20) + 1 {
+        f.write_all_at(&zero, i << 20).map_err(io("write", &p))?;
+    }
+    f.sync_all().map_err(io("fsync", &p))?;
+    let t = Instant::now();
+    let mut at = 0u64;
+    let mut n = 0u64;
+    while t.elapsed() < budget || n < 5 {
+        if at + chunk.len() as u64 > span {
+            at = 0;
+        }
+        f.write_all_at(&chunk, at).map_err(io("write", &p))?;
+        f.sync_data().map_err(io("fdatasync", &p))?;
+        at += chunk.len() as u64;
+        n += 1;
+    }
+    let rate = (n * batch as u64) as f64 / t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&p);
+    Ok(rate)
+}
+
+/// Measures the raw disk in `dir`.
+pub fn raw_disk(dir: &Path, entry_bytes: usize, batch: usize) -> Result<RawDisk> {
+    Ok(RawDisk {
+        fsync_per_sec: raw_overwrite_fsync_rate(dir, Duration::from_millis(1500))?,
+        seq_mib_per_sec: raw_seq_write_mib_per_sec(dir, 256)?,
+        batch_entries_per_sec: if batch > 1 {
+            Some(raw_batch_rate(
+                dir,
+                entry_bytes,
+                batch,
+                Duration::from_millis(1500),
+            )?)
+        } else {
+            None
+        },
+    })
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Runs the benchmark. `progress` is called now and then with the entries done so far.
+pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchResult> {
+    if cfg.writers == 0 || cfg.batch == 0 || cfg.entry_bytes == 0 {
+        return Err(Error::Invalid(
+            "writers, batch and entry size must be positive".into(),
+        ));
+    }
+    let log_dir = cfg.dir.join(format!("paxwal-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&log_dir);
+    let wal = Arc::new(Wal::open(
+        &log_dir,
+        Options {
+            sync: cfg.sync,
+            ..Options::default()
+        },
+    )?);
+    // Let the background preparer make the next segment before timing starts.
+    std::thread::sleep(Duration::from_millis(200));
+    let target = cfg.entries.unwrap_or(u64::MAX);
+    let deadline = cfg.seconds.map(Duration::from_secs_f64);
+    let taken = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let results: Vec<Result<Vec<u64>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cfg.writers)
+            .map(|w| {
+                let wal = wal.clone();
+                let taken = taken.clone();
+                s.spawn(move || -> Result<Vec<u64>> {
+                    let entry: Vec<u8> = (0..cfg.entry_bytes).map(|i| (i + w) as u8).collect();
+                    let batch: Vec<&[u8]> = (0..cfg.batch).map(|_| &entry[..]).collect();
+                    let mut lat = Vec::new();
+                    loop {
+                        let got = taken.fetch_add(cfg.batch as u64, Ordering::Relaxed);
+                        if got >= target || deadline.is_some_and(|d| start.elapsed() >= d) {
+                            break;
+                        }
+                        let n = (target - got).min(cfg.batch as u64) as usize;
+                        let t = Instant::now();
+                        if n == 1 {
+                            wal.append(batch[0])?;
+                        } else {
+                            wal.append_batch(&batch[..n])?;
+                        }
+                        lat.push(t.elapsed().as_nanos() as u64);
+                        if w == 0 && lat.len() % 64 == 0 {
+                            progress(got.min(target));
+                        }
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a writer panicked".into())))
+            })
+            .collect()
+    });
+    let mut lat = Vec::new();
+    for r in results {
+        lat.extend(r?);
+    }
+    wal.sync()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let entries = wal.last_lsn().0;
+    let fsyncs = wal.stats().fsyncs;
+    progress(entries);
+    match Arc::try_unwrap(wal) {
+        Ok(w) => w.close()?,
+        Err(_) => return Err(Error::Invalid("log still shared".into())),
+    }
+    let _ = std::fs::remove_dir_all(&log_dir);
+    lat.sort_unstable();
+    let raw = if cfg.raw {
+        raw_disk(&cfg.dir, cfg.entry_bytes, cfg.batch)?
+    } else {
+        RawDisk::default()
+    };
+    let bytes = entries * cfg.entry_bytes as u64;
+    let entries_per_sec = entries as f64 / seconds;
+    let mib_per_sec = bytes as f64 / (1 << 20) as f64 / seconds;
+    let calls_per_sec = lat.len() as f64 / seconds;
+    let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    Ok(BenchResult {
+        entries,
+        bytes,
+        seconds,
+        entries_per_sec,
+        mib_per_sec,
+        fsyncs,
+        entries_per_fsync: div(entries as f64, fsyncs as f64),
+        p50_us: percentile(&lat, 0.50),
+        p99_us: percentile(&lat, 0.99),
+        raw_fsync_per_sec: raw.fsync_per_sec,
+        raw_seq_mib_per_sec: raw.seq_mib_per_sec,
+        raw_batch_entries_per_sec: raw.batch_entries_per_sec,
+        ratio_calls_to_raw_fsync: div(calls_per_sec, raw.fsync_per_sec),
+        ratio_mib_to_raw_seq: div(mib_per_sec, raw.seq_mib_per_sec),
+        ratio_entries_to_raw_batch: raw.batch_entries_per_sec.map(|r| div(entries_per_sec, r)),
+        writers: cfg.writers,
+        entry_bytes: cfg.entry_bytes,
+        batch: cfg.batch,
+        sync: match cfg.sync {
+            SyncMode::Always => "always".into(),
+            SyncMode::Batched { .. } => "batched".into(),
+            SyncMode::Never { .. } => "never".into(),
+        },
+    })
+}
