@@ -189,3 +189,29 @@ fn a_group_larger_than_a_segment_is_split_across_frames_and_segments() {
         assert_eq!(&*wal.read(Lsn(i + 1)).unwrap(), &entries[i as usize][..]);
     }
 }
+
+#[test]
+fn padding_shorter_than_a_frame_header_before_a_block_boundary() {
+    // Regression: a synced frame ending 24 bytes before a 4 KiB boundary leaves 24 bytes of
+    // zero padding; the next frame starts on the boundary. Recovery must skip the padding even
+    // though a 56-byte header window there overlaps the next frame.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), Options::default()).unwrap();
+    // Frame length = align8(56 + 4 + 4004) + 8 = 4072 = 4096 - 24.
+    wal.append(&[1u8; 4004]).unwrap();
+    wal.append(b"next").unwrap();
+    wal.close().unwrap();
+    let wal = Wal::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(wal.last_lsn(), Lsn(2));
+    assert_eq!(&*wal.read(Lsn(2)).unwrap(), b"next");
+    // Every gap size a frame can leave.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), Options::default()).unwrap();
+    for len in (3950..4040).step_by(4) {
+        wal.append(&vec![2u8; len]).unwrap();
+    }
+    let n = wal.last_lsn();
+    wal.close().unwrap();
+    let wal = Wal::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(wal.last_lsn(), n);
+}

@@ -171,6 +171,13 @@ pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_cr
             s.stop = Stop::End { at: pos as u64 };
             break;
         }
+        // Zero padding runs from the end of a synced batch to the next block boundary, where
+        // the next frame starts. A frame begins with its (non-zero) magic, so eight zero bytes
+        // off a boundary are padding — even when the gap is shorter than a frame header.
+        if pos as u64 % BLOCK != 0 && bytes[pos..pos + 8].iter().all(|&x| x == 0) {
+            pos = align_up(pos as u64, BLOCK) as usize;
+            continue;
+        }
         let failure = match FrameHeader::decode_header(&bytes[pos..]) {
             Err(FrameError::Zero) => {
                 if pos as u64 % BLOCK != 0 {
@@ -673,7 +680,13 @@ pub(crate) fn analyze(
         // Everything after the stop point is dropped; the last kept segment is the tail.
     }
     a.next_lsn = expected.unwrap_or(Lsn::FIRST);
-    a.next_segment = SegmentId(ids.last().map_or(0, |id| id.0) + 1);
+    // The next segment follows the last one kept: segments after it (spares, dropped ones)
+    // are deleted on open, so their ids are free again and the chain stays gap-free.
+    a.next_segment = match (a.segments.last(), a.meta) {
+        (Some(s), _) => SegmentId(s.id.0 + 1),
+        (None, Some(m)) => m.first_segment,
+        (None, None) => SegmentId(1),
+    };
     Ok(a)
 }
 
