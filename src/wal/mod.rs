@@ -19,6 +19,8 @@
 //! (checked in debug builds).
 
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 mod options;
 pub mod recovery;
