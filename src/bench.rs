@@ -316,3 +316,94 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
         },
     })
 }
+
+/// Reopen timings of a log of `mib` MiB of 4 KiB entries.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReopenResult {
+    /// Size of the log's data, MiB.
+    pub mib: usize,
+    /// Warm-cache opens (every checksum verified), seconds, fastest first.
+    pub warm_open_seconds: Vec<f64>,
+    /// Cold-cache open, seconds (when the page cache could be dropped).
+    pub cold_open_seconds: Option<f64>,
+    /// Cold-cache plain read of the same files, MiB/s.
+    pub cold_raw_read_mib_per_sec: Option<f64>,
+    /// Cold open throughput ÷ cold raw read throughput.
+    pub ratio_cold_open_to_raw_read: Option<f64>,
+}
+
+fn drop_caches() -> bool {
+    // Needs root; where it fails the cold figures are left out.
+    unsafe { libc::sync() };
+    std::fs::write("/proc/sys/vm/drop_caches", b"3").is_ok()
+}
+
+/// Builds a log of `mib` MiB of 4 KiB entries in `dir`, then times reopening it.
+pub fn reopen(dir: &Path, mib: usize) -> Result<ReopenResult> {
+    let log_dir = dir.join(format!("paxwal-reopen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&log_dir);
+    {
+        let wal = Wal::open(
+            &log_dir,
+            Options {
+                sync: SyncMode::Never {
+                    max_delay: Duration::from_millis(10),
+                },
+                ..Options::default()
+            },
+        )?;
+        let e = vec![0x42u8; 4096];
+        let batch: Vec<&[u8]> = (0..256).map(|_| &e[..]).collect();
+        for _ in 0..mib {
+            wal.submit_batch(batch.iter())?;
+        }
+        wal.close()?;
+    }
+    let expect = (mib * 256) as u64;
+    let mut warm = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let wal = Wal::open(&log_dir, Options::default())?;
+        warm.push(t.elapsed().as_secs_f64());
+        if wal.last_lsn().0 != expect {
+            return Err(Error::Invalid(format!(
+                "reopened {} entries, wrote {expect}",
+                wal.last_lsn()
+            )));
+        }
+        wal.close()?;
+    }
+    warm.sort_by(f64::total_cmp);
+    let (mut cold, mut raw) = (None, None);
+    if drop_caches() {
+        let t = Instant::now();
+        let wal = Wal::open(&log_dir, Options::default())?;
+        cold = Some(t.elapsed().as_secs_f64());
+        wal.close()?;
+        if drop_caches() {
+            let t = Instant::now();
+            let mut bytes = 0u64;
+            for e in std::fs::read_dir(&log_dir).map_err(io("list", &log_dir))? {
+                let p = e.map_err(io("list", &log_dir))?.path();
+                bytes += std::fs::read(&p).map_err(io("read", &p))?.len() as u64;
+            }
+            raw = Some(bytes as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let files_mib: f64 = std::fs::read_dir(&log_dir)
+        .map_err(io("list", &log_dir))?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len() as f64 / (1 << 20) as f64)
+        .sum();
+    let _ = std::fs::remove_dir_all(&log_dir);
+    Ok(ReopenResult {
+        mib,
+        warm_open_seconds: warm,
+        cold_open_seconds: cold,
+        cold_raw_read_mib_per_sec: raw,
+        ratio_cold_open_to_raw_read: match (cold, raw) {
+            (Some(c), Some(r)) => Some(files_mib / c / r),
+            _ => None,
+        },
+    })
+}

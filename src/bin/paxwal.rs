@@ -107,6 +107,10 @@ struct BenchArgs {
     /// Skip the raw-disk measurement.
     #[arg(long)]
     no_raw: bool,
+    /// Instead of appending: build a log of this many MiB (4 KiB entries) and time reopening
+    /// it with every checksum verified (warm, and cold where the page cache can be dropped).
+    #[arg(long)]
+    reopen_mib: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -297,6 +301,25 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
             tmp.path().to_owned()
         }
     };
+    if let Some(mib) = a.reopen_mib {
+        let r = bench::reopen(&dir, mib)?;
+        if a.json {
+            let s = serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string()))?;
+            println!("{s}");
+        } else {
+            println!(
+                "reopen of {} MiB (4 KiB entries, every checksum verified): warm {:.3} s (best of 3; all: {:?})",
+                r.mib, r.warm_open_seconds[0], r.warm_open_seconds
+            );
+            match (r.cold_open_seconds, r.cold_raw_read_mib_per_sec, r.ratio_cold_open_to_raw_read) {
+                (Some(c), Some(raw), Some(ratio)) => println!(
+                    "  cold {c:.3} s; a plain cold read of the same files runs at {raw:.0} MiB/s; cold open = {ratio:.2} x that rate"
+                ),
+                _ => println!("  cold: skipped (dropping the page cache needs root)"),
+            }
+        }
+        return Ok(0);
+    }
     let delay = Duration::from_millis(1);
     let cfg = BenchConfig {
         dir,
