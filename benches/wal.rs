@@ -153,6 +153,7 @@ fn raw_disk(c: &mut Criterion) {
     let p = dir.path().join("raw");
     let f = std::fs::OpenOptions::new()
         .create(true)
+        .truncate(true)
         .read(true)
         .write(true)
         .open(&p)

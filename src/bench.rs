@@ -33,6 +33,9 @@ pub struct BenchConfig {
     pub batch: usize,
     /// Also measure the raw disk.
     pub raw: bool,
+    /// Zero-fill new segments (the default); false makes sparse segments (no second write of
+    /// every byte, but each sync that allocates blocks journals metadata).
+    pub zero_fill: bool,
 }
 
 /// Raw-disk figures from the same directory.
@@ -42,9 +45,11 @@ pub struct RawDisk {
     pub fsync_per_sec: f64,
     /// Sequential write bandwidth (1 MiB writes, one `fdatasync` at the end), MiB/s.
     pub seq_mib_per_sec: f64,
-    /// Entries per second of a raw loop writing the same bytes per batch + `fdatasync`
-    /// (only for batches above 1).
+    /// Entries per second of a raw loop writing the same bytes per batch + `fdatasync` into a
+    /// pre-zeroed file (only for batches above 1).
     pub batch_entries_per_sec: Option<f64>,
+    /// The same loop appending to a fresh file (each sync also extends it).
+    pub batch_extending_entries_per_sec: Option<f64>,
 }
 
 /// The benchmark's result.
@@ -72,14 +77,19 @@ pub struct BenchResult {
     pub raw_fsync_per_sec: f64,
     /// Raw sequential write, MiB/s.
     pub raw_seq_mib_per_sec: f64,
-    /// Raw write+fdatasync loop over the same batches, entries/s (batches above 1).
+    /// Raw write+fdatasync loop over the same batches into a pre-zeroed file, entries/s
+    /// (batches above 1).
     pub raw_batch_entries_per_sec: Option<f64>,
+    /// The same raw loop appending to a fresh file, entries/s.
+    pub raw_batch_extending_entries_per_sec: Option<f64>,
     /// Append calls per second ÷ raw fsync rate (durable single appends).
     pub ratio_calls_to_raw_fsync: f64,
     /// MiB/s ÷ raw sequential MiB/s.
     pub ratio_mib_to_raw_seq: f64,
-    /// Entries/s ÷ raw batch loop entries/s.
+    /// Entries/s ÷ raw batch loop (pre-zeroed file) entries/s.
     pub ratio_entries_to_raw_batch: Option<f64>,
+    /// Entries/s ÷ raw batch loop (extending a fresh file) entries/s.
+    pub ratio_entries_to_raw_batch_extending: Option<f64>,
     /// Writers, entry size, batch and sync mode, for the record.
     pub writers: usize,
     /// Bytes per entry.
@@ -139,13 +149,16 @@ pub fn raw_seq_write_mib_per_sec(dir: &Path, mib: usize) -> Result<f64> {
     Ok(rate)
 }
 
-/// A raw loop writing `batch` entries of `entry_bytes` (+4 bytes of framing each) into a
-/// preallocated file, one `fdatasync` per batch, for about `budget`; entries per second.
+/// A raw loop writing `batch` entries of `entry_bytes` (+4 bytes of framing each), one
+/// `fdatasync` per batch, for about `budget`; entries per second. With `prezeroed` the file is
+/// zero-filled first (as a paxwal segment is); otherwise the writes extend a fresh file (until
+/// they wrap at 64 MiB).
 pub fn raw_batch_rate(
     dir: &Path,
     entry_bytes: usize,
     batch: usize,
     budget: Duration,
+    prezeroed: bool,
 ) -> Result<f64> {
     let p = dir.join("raw-batch.tmp");
     let f = OpenOptions::new()
@@ -157,9 +170,11 @@ pub fn raw_batch_rate(
         .map_err(io("open", &p))?;
     let chunk = vec![0x3cu8; batch * (entry_bytes + 4)];
     let span = 64u64 << 20;
-    let zero = vec![0u8; 1 << 20];
-    for i in 0..(span >> 20) + 1 {
-        f.write_all_at(&zero, i << 20).map_err(io("write", &p))?;
+    if prezeroed {
+        let zero = vec![0u8; 1 << 20];
+        for i in 0..(span >> 20) + 1 {
+            f.write_all_at(&zero, i << 20).map_err(io("write", &p))?;
+        }
     }
     f.sync_all().map_err(io("fsync", &p))?;
     let t = Instant::now();
@@ -185,16 +200,23 @@ pub fn raw_disk(dir: &Path, entry_bytes: usize, batch: usize) -> Result<RawDisk>
         fsync_per_sec: raw_overwrite_fsync_rate(dir, Duration::from_millis(1500))?,
         seq_mib_per_sec: raw_seq_write_mib_per_sec(dir, 256)?,
         batch_entries_per_sec: if batch > 1 {
-            Some(raw_batch_rate(
-                dir,
-                entry_bytes,
-                batch,
-                Duration::from_millis(1500),
-            )?)
+            Some(raw_batch_rate(dir, entry_bytes, batch, Duration::from_millis(1500), true)?)
+        } else {
+            None
+        },
+        batch_extending_entries_per_sec: if batch > 1 {
+            Some(raw_batch_rate(dir, entry_bytes, batch, Duration::from_millis(1500), false)?)
         } else {
             None
         },
     })
+}
+
+/// Flushes the page cache and waits a moment, so one phase's writeback does not run into the
+/// next phase's timing.
+fn settle() {
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_millis(500));
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -212,12 +234,21 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
             "writers, batch and entry size must be positive".into(),
         ));
     }
+    // The raw disk first, then let its writeback settle so it does not slow paxwal's run.
+    let raw = if cfg.raw {
+        let r = raw_disk(&cfg.dir, cfg.entry_bytes, cfg.batch)?;
+        settle();
+        r
+    } else {
+        RawDisk::default()
+    };
     let log_dir = cfg.dir.join(format!("paxwal-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&log_dir);
     let wal = Arc::new(Wal::open(
         &log_dir,
         Options {
             sync: cfg.sync,
+            zero_fill: cfg.zero_fill,
             ..Options::default()
         },
     )?);
@@ -280,11 +311,6 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
     }
     let _ = std::fs::remove_dir_all(&log_dir);
     lat.sort_unstable();
-    let raw = if cfg.raw {
-        raw_disk(&cfg.dir, cfg.entry_bytes, cfg.batch)?
-    } else {
-        RawDisk::default()
-    };
     let bytes = entries * cfg.entry_bytes as u64;
     let entries_per_sec = entries as f64 / seconds;
     let mib_per_sec = bytes as f64 / (1 << 20) as f64 / seconds;
@@ -303,9 +329,13 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
         raw_fsync_per_sec: raw.fsync_per_sec,
         raw_seq_mib_per_sec: raw.seq_mib_per_sec,
         raw_batch_entries_per_sec: raw.batch_entries_per_sec,
+        raw_batch_extending_entries_per_sec: raw.batch_extending_entries_per_sec,
         ratio_calls_to_raw_fsync: div(calls_per_sec, raw.fsync_per_sec),
         ratio_mib_to_raw_seq: div(mib_per_sec, raw.seq_mib_per_sec),
         ratio_entries_to_raw_batch: raw.batch_entries_per_sec.map(|r| div(entries_per_sec, r)),
+        ratio_entries_to_raw_batch_extending: raw
+            .batch_extending_entries_per_sec
+            .map(|r| div(entries_per_sec, r)),
         writers: cfg.writers,
         entry_bytes: cfg.entry_bytes,
         batch: cfg.batch,

@@ -107,6 +107,9 @@ struct BenchArgs {
     /// Skip the raw-disk measurement.
     #[arg(long)]
     no_raw: bool,
+    /// Sparse segments instead of zero-filled ones.
+    #[arg(long)]
+    sparse: bool,
     /// Instead of appending: build a log of this many MiB (4 KiB entries) and time reopening
     /// it with every checksum verified (warm, and cold where the page cache can be dropped).
     #[arg(long)]
@@ -338,6 +341,7 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
         },
         batch: a.batch,
         raw: !a.no_raw,
+        zero_fill: !a.sparse,
     };
     let bar = if std::io::stdout().is_terminal() && !a.json {
         let b = match cfg.entries {
