@@ -200,12 +200,24 @@ pub fn raw_disk(dir: &Path, entry_bytes: usize, batch: usize) -> Result<RawDisk>
         fsync_per_sec: raw_overwrite_fsync_rate(dir, Duration::from_millis(1500))?,
         seq_mib_per_sec: raw_seq_write_mib_per_sec(dir, 256)?,
         batch_entries_per_sec: if batch > 1 {
-            Some(raw_batch_rate(dir, entry_bytes, batch, Duration::from_millis(1500), true)?)
+            Some(raw_batch_rate(
+                dir,
+                entry_bytes,
+                batch,
+                Duration::from_millis(1500),
+                true,
+            )?)
         } else {
             None
         },
         batch_extending_entries_per_sec: if batch > 1 {
-            Some(raw_batch_rate(dir, entry_bytes, batch, Duration::from_millis(1500), false)?)
+            Some(raw_batch_rate(
+                dir,
+                entry_bytes,
+                batch,
+                Duration::from_millis(1500),
+                false,
+            )?)
         } else {
             None
         },

@@ -121,7 +121,15 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("PAXWAL_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // A bad command line exits 64 (EX_USAGE), never 2, which `log verify` uses for corruption.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let usage_error = e.use_stderr();
+            let _ = e.print();
+            return ExitCode::from(if usage_error { 64 } else { 0 });
+        }
+    };
     let r = match cli.command {
         Command::Log { command } => match command {
             LogCommand::Append { dir, segment_bytes } => append(dir, segment_bytes),
@@ -214,17 +222,27 @@ fn dump(dir: PathBuf, from: Option<u64>, to: Option<u64>) -> Result<u8, Error> {
     let to = Lsn(to.unwrap_or(u64::MAX)).min(wal.last_lsn());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let werr = |e| Error::io("write", "stdout", e);
-    if from <= to {
-        for r in wal.iter(from..=to) {
-            let (lsn, entry) = r?;
-            write!(out, "{lsn}\t").map_err(werr)?;
-            out.write_all(&entry).map_err(werr)?;
-            out.write_all(b"\n").map_err(werr)?;
+    let mut write_all = || -> std::io::Result<Result<(), Error>> {
+        if from <= to {
+            for r in wal.iter(from..=to) {
+                let (lsn, entry) = match r {
+                    Ok(x) => x,
+                    Err(e) => return Ok(Err(e)),
+                };
+                write!(out, "{lsn}\t")?;
+                out.write_all(&entry)?;
+                out.write_all(b"\n")?;
+            }
         }
+        out.flush()?;
+        Ok(Ok(()))
+    };
+    match write_all() {
+        Ok(r) => r.map(|_| 0),
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Error::io("write", "stdout", e)),
     }
-    out.flush().map_err(werr)?;
-    Ok(0)
 }
 
 fn verify_cmd(dir: PathBuf, json: bool) -> Result<u8, Error> {
