@@ -36,6 +36,9 @@ pub struct BenchConfig {
     /// Zero-fill new segments (the default); false makes sparse segments (no second write of
     /// every byte, but each sync that allocates blocks journals metadata).
     pub zero_fill: bool,
+    /// Fill the log with this many MiB (64 KiB entries) before the measured run, to see how
+    /// costs scale with log size.
+    pub prefill_mib: usize,
 }
 
 /// Raw-disk figures from the same directory.
@@ -98,6 +101,27 @@ pub struct BenchResult {
     pub batch: usize,
     /// Sync mode name.
     pub sync: String,
+    /// MiB in the log before the measured run.
+    pub prefill_mib: usize,
+    /// Entries in the log at the end (prefill included).
+    pub log_entries: u64,
+    /// Anonymous resident memory of the process at the end, MiB (the index, buffers).
+    pub rss_anon_mib: f64,
+    /// File-backed resident memory at the end, MiB (mapped segments; reclaimable page cache).
+    pub rss_file_mib: f64,
+}
+
+/// `(RssAnon, RssFile)` of this process in MiB, from `/proc/self/status` (0 where absent).
+pub fn rss_mib() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
 }
 
 fn io<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -264,6 +288,16 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
             ..Options::default()
         },
     )?);
+    if cfg.prefill_mib > 0 {
+        let e = vec![0x7eu8; 64 << 10];
+        let batch: Vec<&[u8]> = (0..16).map(|_| &e[..]).collect();
+        for _ in 0..cfg.prefill_mib {
+            wal.submit_batch(batch.iter())?;
+        }
+        wal.sync()?;
+        settle();
+    }
+    let prefilled = wal.last_lsn().0;
     // Let the background preparer make the next segment before timing starts.
     std::thread::sleep(Duration::from_millis(200));
     let target = cfg.entries.unwrap_or(u64::MAX);
@@ -314,7 +348,9 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
     }
     wal.sync()?;
     let seconds = start.elapsed().as_secs_f64();
-    let entries = wal.last_lsn().0;
+    let log_entries = wal.last_lsn().0;
+    let entries = log_entries - prefilled;
+    let (rss_anon_mib, rss_file_mib) = rss_mib();
     let fsyncs = wal.stats().fsyncs;
     progress(entries);
     match Arc::try_unwrap(wal) {
@@ -356,6 +392,10 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
             SyncMode::Batched { .. } => "batched".into(),
             SyncMode::Never { .. } => "never".into(),
         },
+        prefill_mib: cfg.prefill_mib,
+        log_entries,
+        rss_anon_mib,
+        rss_file_mib,
     })
 }
 

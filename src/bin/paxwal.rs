@@ -110,6 +110,9 @@ struct BenchArgs {
     /// Sparse segments instead of zero-filled ones.
     #[arg(long)]
     sparse: bool,
+    /// Fill the log with this many MiB (64 KiB entries) before the measured run.
+    #[arg(long, default_value_t = 0)]
+    prefill_mib: usize,
     /// Instead of appending: build a log of this many MiB (4 KiB entries) and time reopening
     /// it with every checksum verified (warm, and cold where the page cache can be dropped).
     #[arg(long)]
@@ -360,6 +363,7 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
         batch: a.batch,
         raw: !a.no_raw,
         zero_fill: !a.sparse,
+        prefill_mib: a.prefill_mib,
     };
     let bar = if std::io::stdout().is_terminal() && !a.json {
         let b = match cfg.entries {
@@ -405,6 +409,14 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
     println!(
         "  {} fsyncs, {:.2} entries per fsync",
         r.fsyncs, r.entries_per_fsync
+    );
+    println!(
+        "  log: {} entries ({} MiB prefilled); resident: {:.1} MiB anonymous ({:.1} bytes per entry), {:.0} MiB file-backed (mapped segments)",
+        r.log_entries,
+        r.prefill_mib,
+        r.rss_anon_mib,
+        r.rss_anon_mib * (1 << 20) as f64 / r.log_entries.max(1) as f64,
+        r.rss_file_mib
     );
     if r.raw_fsync_per_sec > 0.0 {
         println!(
