@@ -31,6 +31,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
+#[cfg(feature = "compare")]
+pub mod compare;
 pub mod error;
 #[cfg(feature = "sim")]
 pub mod sim;

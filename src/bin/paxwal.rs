@@ -113,6 +113,13 @@ struct BenchArgs {
     /// Fill the log with this many MiB (64 KiB entries) before the measured run.
     #[arg(long, default_value_t = 0)]
     prefill_mib: usize,
+    /// Run the peer comparison instead (paxwal, okaywal, raft-engine, raw disk; needs a build
+    /// with `--features compare`); prints markdown tables.
+    #[arg(long)]
+    compare: bool,
+    /// With --compare: write an SVG chart (throughput vs writers) here.
+    #[arg(long, requires = "compare")]
+    chart: Option<PathBuf>,
     /// Instead of appending: build a log of this many MiB (4 KiB entries) and time reopening
     /// it with every checksum verified (warm, and cold where the page cache can be dropped).
     #[arg(long)]
@@ -325,6 +332,9 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
             tmp.path().to_owned()
         }
     };
+    if a.compare {
+        return compare(&dir, a.chart.as_deref());
+    }
     if let Some(mib) = a.reopen_mib {
         let r = bench::reopen(&dir, mib)?;
         if a.json {
@@ -436,4 +446,19 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
         }
     }
     Ok(0)
+}
+
+#[cfg(feature = "compare")]
+fn compare(dir: &std::path::Path, chart: Option<&std::path::Path>) -> Result<u8, Error> {
+    let t =
+        paxwal::compare::table(dir, chart).map_err(|e| Error::Invalid(format!("compare: {e}")))?;
+    print!("{t}");
+    Ok(0)
+}
+
+#[cfg(not(feature = "compare"))]
+fn compare(_: &std::path::Path, _: Option<&std::path::Path>) -> Result<u8, Error> {
+    Err(Error::Invalid(
+        "this build has no peer engines: run `cargo run --release --features compare -- bench --compare`".into(),
+    ))
 }

@@ -1,6 +1,7 @@
-//! `peers-table`: the same durable-append workloads on paxwal, okaywal 0.3.1, raft-engine 0.4.2
-//! and the raw disk, interleaved, three rounds, in one run; prints a markdown table (medians,
-//! ratios computed within each round) and writes an SVG chart of throughput vs writers.
+//! Side-by-side durable-append comparison (feature `compare`): the same workloads on paxwal,
+//! okaywal 0.3.1, raft-engine 0.4.2 and the raw disk, interleaved rounds, in one run. Behind
+//! `paxwal bench --compare` and `cargo bench --features compare --bench peers`. The peers are
+//! optional dependencies, never part of the library's normal build.
 //!
 //! Durable-append calls used:
 //! * paxwal: `Wal::append` / `Wal::append_batch` with `SyncMode::Always`.
@@ -12,29 +13,35 @@
 //!   loses entries if the recovery callback does not).
 //! * raft-engine: `LogBatch::put(region, key, value)` then `Engine::write(&mut batch, true)`
 //!   (sync); batches are one `LogBatch` of many puts. Default configuration, compression off.
-//! * raw: `pwrite` + `fdatasync` into a pre-written file (overwrite), and the same bytes per
-//!   batch appended to a fresh file.
-//!
-//! Usage: `cargo run --release -- [DIR] [chart.svg]` (DIR defaults to a temp dir).
+//! * raw: `pwrite` + `fdatasync` of the same bytes per call into a pre-written file.
+
+#![allow(missing_docs)]
+
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Clone, Copy, Debug)]
-struct Workload {
-    name: &'static str,
-    writers: usize,
-    entry_bytes: usize,
-    batch: usize,
-    entries_per_writer: usize,
+pub struct Workload {
+    pub name: &'static str,
+    pub writers: usize,
+    pub entry_bytes: usize,
+    pub batch: usize,
+    pub entries_per_writer: usize,
 }
 
-const WORKLOADS: [Workload; 5] = [
+pub const WORKLOADS: [Workload; 5] = [
     Workload {
         name: "1 writer, 128 B, each synced",
         writers: 1,
@@ -72,12 +79,12 @@ const WORKLOADS: [Workload; 5] = [
     },
 ];
 
-trait Engine: Send + Sync {
+pub trait Engine: Send + Sync {
     /// Appends `batch` entries durably.
     fn append(&self, entries: &[&[u8]]) -> Res<()>;
 }
 
-struct Paxwal(paxwal::Wal);
+struct Paxwal(crate::Wal);
 impl Engine for Paxwal {
     fn append(&self, entries: &[&[u8]]) -> Res<()> {
         if entries.len() == 1 {
@@ -96,18 +103,11 @@ struct CountingManager {
 impl okaywal::LogManager for CountingManager {
     fn recover(&mut self, entry: &mut okaywal::Entry<'_>) -> std::io::Result<()> {
         // Read every chunk: okaywal skips data otherwise.
-        loop {
-            match entry.read_chunk()? {
-                okaywal::ReadChunkResult::Chunk(mut chunk) => {
-                    let _ = chunk.read_all()?;
-                    chunk.skip_remaining_bytes()?;
-                    self.chunks
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                okaywal::ReadChunkResult::EndOfEntry | okaywal::ReadChunkResult::AbortedEntry => {
-                    break
-                }
-            }
+        while let okaywal::ReadChunkResult::Chunk(mut chunk) = entry.read_chunk()? {
+            let _ = chunk.read_all()?;
+            chunk.skip_remaining_bytes()?;
+            self.chunks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }
@@ -164,9 +164,9 @@ fn raft_config(dir: &Path) -> raft_engine::Config {
     }
 }
 
-fn open_engine(kind: &str, dir: &Path) -> Res<Box<dyn Engine>> {
+pub fn open_engine(kind: &str, dir: &Path) -> Res<Box<dyn Engine>> {
     Ok(match kind {
-        "paxwal" => Box::new(Paxwal(paxwal::Wal::open(dir, paxwal::Options::default())?)),
+        "paxwal" => Box::new(Paxwal(crate::Wal::open(dir, crate::Options::default())?)),
         // Default configuration (it checkpoints and recycles segments), as PEERS.md measured.
         "okaywal" => Box::new(OkayWal(okaywal::WriteAheadLog::recover(
             dir,
@@ -183,7 +183,7 @@ fn open_engine(kind: &str, dir: &Path) -> Res<Box<dyn Engine>> {
 }
 
 /// Runs one workload on one engine: entries/s and per-call p50/p99 µs.
-fn run(kind: &str, dir: &Path, w: Workload) -> Res<(f64, f64, f64)> {
+pub fn run(kind: &str, dir: &Path, w: Workload) -> Res<(f64, f64, f64)> {
     let engine: Arc<dyn Engine> = Arc::from(open_engine(kind, dir)?);
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
@@ -224,7 +224,7 @@ fn run(kind: &str, dir: &Path, w: Workload) -> Res<(f64, f64, f64)> {
 
 /// The raw disk for a workload: pwrite+fdatasync of the same bytes per call, `writers` threads
 /// on one pre-written file (overwrite).
-fn raw(dir: &Path, w: Workload) -> Res<f64> {
+pub fn raw(dir: &Path, w: Workload) -> Res<f64> {
     let p = dir.join("raw");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -261,7 +261,7 @@ fn raw(dir: &Path, w: Workload) -> Res<f64> {
 
 /// Builds a log of `mib` MiB of 4 KiB entries with each engine, then times reopening it and
 /// reading every entry back; reports a loss instead of a time if entries are missing.
-fn reopen(kind: &str, dir: &Path, mib: usize) -> Res<String> {
+pub fn reopen(kind: &str, dir: &Path, mib: usize) -> Res<String> {
     let n = mib * 256;
     {
         let e = open_engine(
@@ -288,7 +288,7 @@ fn reopen(kind: &str, dir: &Path, mib: usize) -> Res<String> {
     let t = Instant::now();
     let found: usize = match kind {
         "paxwal" => {
-            let wal = paxwal::Wal::open(dir, paxwal::Options::default())?;
+            let wal = crate::Wal::open(dir, crate::Options::default())?;
             let mut k = 0;
             for r in wal.iter(wal.first_lsn()..=wal.last_lsn()) {
                 k += usize::from(r?.1.len() == 4096);
@@ -319,17 +319,16 @@ fn reopen(kind: &str, dir: &Path, mib: usize) -> Res<String> {
     })
 }
 
-fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let tmp = tempfile::tempdir()?;
-    let base = args
-        .get(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tmp.path().to_owned());
-    let chart = args.get(2).cloned();
+/// One round's figures: entries/s, p50 µs, p99 µs, raw-disk entries/s.
+type Sample = (f64, f64, f64, f64);
+
+/// Runs every workload on every engine, three interleaved rounds, in `base`; returns the
+/// markdown tables and writes an SVG chart to `chart` if given. Progress goes to stderr.
+pub fn table(base: &Path, chart: Option<&Path>) -> Res<String> {
+    let mut out = String::new();
     let engines = ["paxwal", "okaywal", "raft-engine"];
     // results[workload][engine] = Vec<(entries/s, p50, p99, raw)> per round
-    let mut results: BTreeMap<(usize, &str), Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+    let mut results: BTreeMap<(usize, &str), Vec<Sample>> = BTreeMap::new();
     for round in 0..3 {
         for (wi, w) in WORKLOADS.iter().enumerate() {
             let rd = base.join(format!("raw-{round}-{wi}"));
@@ -353,8 +352,8 @@ fn main() -> Res<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    println!("| workload | engine | entries/s | MiB/s | p50 µs | p99 µs | ratio to raw disk | ratio to paxwal |");
-    println!("|---|---|---|---|---|---|---|---|");
+    outln!(out, "| workload | engine | entries/s | MiB/s | p50 µs | p99 µs | ratio to raw disk | ratio to paxwal |");
+    outln!(out, "|---|---|---|---|---|---|---|---|");
     for (wi, w) in WORKLOADS.iter().enumerate() {
         for e in engines {
             let rs = &results[&(wi, e)];
@@ -362,7 +361,8 @@ fn main() -> Res<()> {
             let rate = med(rs.iter().map(|r| r.0).collect());
             let to_raw = med(rs.iter().map(|r| r.0 / r.3).collect());
             let to_px = med(rs.iter().zip(px).map(|(r, p)| r.0 / p.0).collect());
-            println!(
+            outln!(
+                out,
                 "| {} | {e} | {rate:.0} | {:.1} | {:.0} | {:.0} | {to_raw:.2} | {to_px:.2} |",
                 w.name,
                 rate * w.entry_bytes as f64 / (1 << 20) as f64,
@@ -371,14 +371,17 @@ fn main() -> Res<()> {
             );
         }
     }
-    println!();
-    println!("| reopen + read all, 64 MiB of 4 KiB entries, warm | result |");
-    println!("|---|---|");
+    outln!(out,);
+    outln!(
+        out,
+        "| reopen + read all, 64 MiB of 4 KiB entries, warm | result |"
+    );
+    outln!(out, "|---|---|");
     for e in engines {
         let d = base.join(format!("{e}-reopen"));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d)?;
-        println!("| {e} | {} |", reopen(e, &d, 64)?);
+        outln!(out, "| {e} | {} |", reopen(e, &d, 64)?);
         let _ = std::fs::remove_dir_all(&d);
     }
     if let Some(path) = chart {
@@ -407,8 +410,8 @@ fn main() -> Res<()> {
             svg += &format!("<rect x='460' y='{}' width='10' height='10' fill='{}'/><text x='476' y='{}'>{e}</text>\n", 30 + ei * 16, colors[ei], 40 + ei * 16);
         }
         svg += "</svg>\n";
-        std::fs::write(&path, svg)?;
-        eprintln!("chart written to {path}");
+        std::fs::write(path, svg)?;
+        eprintln!("chart written to {}", path.display());
     }
-    Ok(())
+    Ok(out)
 }
