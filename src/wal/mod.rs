@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     pub compact_lock: Mutex<()>,
     /// `state.durable`, readable without the lock by parked waiters.
     pub durable_atomic: std::sync::atomic::AtomicU64,
+    /// `state.generation` (bumped by a "no space" rollback), readable without the lock.
+    pub generation_atomic: std::sync::atomic::AtomicU64,
     /// Leader rounds finished; parked waiters wake when it moves.
     pub leader_rounds: std::sync::atomic::AtomicU64,
 }
@@ -251,6 +253,7 @@ impl Wal {
             prep_cv: Condvar::new(),
             compact_lock: Mutex::new(()),
             durable_atomic: Default::default(),
+            generation_atomic: Default::default(),
             leader_rounds: Default::default(),
         };
         let active = match inner_active {
@@ -486,9 +489,14 @@ impl Wal {
                     None => std::thread::park(),
                 }
             }
-            if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0 {
-                // Fast path: acknowledged without touching the lock again (a rollback can only
-                // hit LSNs above the durable point).
+            // Fast path: acknowledged without touching the lock again — unless a "no space"
+            // rollback happened since this ticket was issued: its LSNs may have been handed
+            // out again and made durable for other appends, so the locked path decides. The
+            // durable point is read first: a rollback is published before any later durable
+            // point, so seeing that durable point guarantees seeing the rollback too.
+            if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0
+                && inner.generation_atomic.load(Ordering::Acquire) == t.generation
+            {
                 return Ok(());
             }
             st = inner.state.lock();
@@ -756,6 +764,7 @@ impl Inner {
             prep_cv: Condvar::new(),
             compact_lock: Mutex::new(()),
             durable_atomic: std::sync::atomic::AtomicU64::new(durable),
+            generation_atomic: Default::default(),
             leader_rounds: Default::default(),
         }
     }

@@ -275,6 +275,8 @@ impl Inner {
                 st.oldest_queued = None;
                 st.next_lsn = from;
                 st.generation += 1;
+                self.generation_atomic
+                    .store(st.generation, std::sync::atomic::Ordering::Release);
                 let generation = st.generation;
                 st.rollbacks.push(Rollback {
                     generation,
