@@ -1,6 +1,8 @@
 //! paxwal: a replicated write-ahead log.
 //!
 //! * [`wal`]: the generic segmented, checksummed log with group commit and crash recovery.
+//! * [`paxos`]: the pure, deterministic Multi-Paxos core (messages, ticks and proposals in;
+//!   persist, send and apply actions out).
 //! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
 //!   in the log.
 //! * [`bench`]: the append benchmark and raw-disk probes behind `paxwal bench`.
@@ -34,6 +36,7 @@ pub mod bench;
 #[cfg(feature = "compare")]
 pub mod compare;
 pub mod error;
+pub mod paxos;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
