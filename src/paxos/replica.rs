@@ -602,7 +602,8 @@ impl Replica {
                 }
             }
             Message::PreVoteGranted { ballot } => {
-                if self.role == Role::Follower && ballot == self.next_ballot() {
+                // A follower or a candidate whose election stalled may campaign (again).
+                if self.role != Role::Leader && ballot == self.next_ballot() {
                     self.prevotes.insert(from);
                     if self.prevotes.len() >= self.majority() {
                         self.prevotes.clear();
@@ -617,6 +618,10 @@ impl Replica {
                 }
             }
             Message::Fetch { from: slot } => {
+                if slot > self.commit {
+                    // Asks for more than we know chosen: nothing to send (and never a panic).
+                    return;
+                }
                 let entries: Vec<(Slot, Entry)> = self
                     .chosen
                     .range(slot..=self.commit)
@@ -1063,6 +1068,14 @@ mod tests {
         assert!(p.rs[1].take_actions().is_empty());
         assert_eq!(p.rs[1].promised(), before);
         assert_eq!(p.rs[0].role(), Role::Leader);
+    }
+
+    #[test]
+    fn a_fetch_beyond_the_commit_point_is_ignored() {
+        // Found by the cluster simulation: a range with start > end panicked.
+        let mut r = replica(1);
+        r.step(n(2), Message::Fetch { from: Slot(5) });
+        assert!(r.take_actions().is_empty());
     }
 
     #[test]
