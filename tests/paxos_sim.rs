@@ -1,7 +1,8 @@
 //! A seeded cluster simulation of the real Multi-Paxos core over the real acceptor store on the
 //! simulated disk: persists complete at random later steps; crash-restarts lose whatever was not
 //! synced (the replica restarts from what its store recovers); the network delays, drops,
-//! duplicates and reorders messages and partitions nodes. Checked: agreement (no two replicas
+//! duplicates and reorders messages and partitions nodes; an acceptor is sometimes crashed right
+//! after it replies to a prepare. Checked: agreement (no two replicas
 //! apply different entries at a slot), and, after a liveness phase with faults off, that every
 //! command chosen anywhere is applied everywhere. Planted protocol bugs must be caught.
 //! A failure prints its seed; `SEED=… cargo test --features sim --test paxos_sim` replays it.
@@ -122,6 +123,7 @@ fn simulate(seed: u64, n: u32, steps: u64, planted: PlantedBugs) -> Outcome {
                 next_cmd += 1;
             }
         }
+        let mut crash_now: Vec<usize> = Vec::new();
         for (i, nd) in nodes.iter_mut().enumerate() {
             nd.replica.tick();
             // Now and then a group commit makes everything submitted so far durable at once.
@@ -137,7 +139,14 @@ fn simulate(seed: u64, n: u32, steps: u64, planted: PlantedBugs) -> Outcome {
                         let t = nd.store.submit(&records).expect("submit");
                         nd.pending.push_back((token, t));
                     }
-                    Action::Send { to, msg } => net.send(now, ids[i], to, msg),
+                    Action::Send { to, msg } => {
+                        // Adversarial timing: sometimes crash an acceptor right after it replies
+                        // to a prepare, before anything it has not synced can reach the disk.
+                        if faults && matches!(msg, Message::Promise { .. }) && rng.chance(0.2) {
+                            crash_now.push(i);
+                        }
+                        net.send(now, ids[i], to, msg)
+                    }
                     Action::Apply { slot, entry } => {
                         if let Some(prev) = agreed.get(&slot) {
                             if *prev != entry {
@@ -157,6 +166,16 @@ fn simulate(seed: u64, n: u32, steps: u64, planted: PlantedBugs) -> Outcome {
                     }
                 }
             }
+        }
+        for i in crash_now {
+            let old = &nodes[i].disk;
+            let image = old.crash(&CrashSpec {
+                keep: vec![false; old.pending_writes()],
+                tear: None,
+                namespace_ops_kept: old.pending_namespace_ops(),
+            });
+            nodes[i] = boot(image, i as u32 + 1, n, seed ^ now ^ 0xC0, planted);
+            crashes += 1;
         }
         for (from, to, msg) in net.deliver(now) {
             nodes[to.0 as usize - 1].replica.step(from, msg);
@@ -251,6 +270,13 @@ fn planted_bugs_are_caught() {
             "new leader ignores the highest-ballot value",
             PlantedBugs {
                 ignore_highest_ballot_value: true,
+                ..PlantedBugs::default()
+            },
+        ),
+        (
+            "promise before it is durable",
+            PlantedBugs {
+                promise_before_durable: true,
                 ..PlantedBugs::default()
             },
         ),
