@@ -41,8 +41,8 @@ use self::codec::{align_up, Meta, BLOCK};
 use self::io::OpenMode;
 pub use self::io::{StdVfs, Vfs, VfsFile};
 pub use self::options::{Options, PlantedBugs, Prealloc, RecoveryMode, SyncMode};
+use self::recovery::analyze;
 pub use self::recovery::TornTail;
-use self::recovery::{analyze, segment_name};
 pub use self::segment::Entry;
 use self::segment::Segment;
 use self::writer::{Active, PrepState, State};
@@ -884,10 +884,8 @@ fn zero_tail(
         .map_err(|e| Error::io("fdatasync", path, e))
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
+/// `Wal` is shared between threads.
+const _: fn() = || {
     fn is<T: Send + Sync>() {}
     is::<Wal>();
-    let _ = segment_name;
-    let _ = Ordering::Relaxed;
-}
+};
