@@ -1,36 +1,29 @@
 //! The acceptor store: a Paxos acceptor's durable state kept in the [`Wal`].
 //!
-//! Records go through the log's group commit like any other append: a promise or an accepted
-//! value is acknowledged (and may be replied to) only once it is durable. Recovery replays the
-//! log in LSN order:
+//! The store persists the core's [`StoreRecord`]s, one per log entry, encoded by
+//! [`crate::paxos::codec`]. Records go through the log's group commit like any other append: a
+//! promise or an accepted value is acknowledged (and may be replied to) only once it is durable.
+//! Recovery replays the log in LSN order:
 //!
 //! * `Promise(b)`: `promised = max(promised, b)`;
-//! * `Accept { slot, ballot, value }`: the slot's accepted value becomes this one — a later
-//!   record for a slot supersedes an earlier one; nothing is ever removed by a *suffix
-//!   truncation* (Raft's "delete conflicting entries" is unsafe for Paxos: a value accepted by a
-//!   quorum may be chosen before a later leader re-proposes it);
-//! * `Chosen(s)`: every slot up to `s` is known chosen;
-//! * `Snapshot(s)`: a durable snapshot covers every slot up to `s`; accepted values at or below
-//!   it are dropped from memory.
+//! * `Accept(entry)`: the slot's accepted value becomes this one — a later record for a slot
+//!   supersedes an earlier one; nothing is ever removed by a *suffix truncation* (Raft's "delete
+//!   conflicting entries" is unsafe for Paxos: a value accepted by a quorum may be chosen before
+//!   a later leader re-proposes it);
+//! * `Chosen { up_to }`: every slot below `up_to` is known chosen;
+//! * `Snapshot { up_to }`: a durable snapshot covers every slot below `up_to`; accepted values
+//!   below it are dropped;
+//! * `TruncateAfter(s)`: written only by the planted bug `Faults::truncate_suffix_on_conflict`
+//!   (the store replays it faithfully, so the simulator sees the damage it does);
 //!
 //! and finally sets `promised = max(promised, highest accepted ballot)` (an accepted ballot
-//! implies a promise at least that high, even if the promise record itself was lost).
+//! implies a promise at least that high, even if the promise record itself was lost; FAULTS 24).
 //!
-//! Compaction ([`AcceptorStore::compact`]) first re-appends the live state — the current
-//! promise and every accepted value above the snapshot point — as a checkpoint, waits for it to
-//! be durable, and only then deletes the segments before the checkpoint. So a segment is
-//! deleted only when every record in it is superseded or covered by the snapshot, and the
-//! promise is durable elsewhere.
-//!
-//! Record layout (little-endian), one per WAL entry:
-//!
-//! ```text
-//! u8 kind
-//! 1 Promise:  u64 round, u32 node
-//! 2 Accept:   u64 slot, u64 round, u32 node, value bytes (the rest of the entry)
-//! 3 Chosen:   u64 slot
-//! 4 Snapshot: u64 slot
-//! ```
+//! Compaction ([`AcceptorStore::compact`]) first re-appends the live state — the snapshot mark,
+//! the current promise, the chosen point and every accepted value at or above the snapshot
+//! point — as a checkpoint, waits for it to be durable, and only then deletes the segments
+//! before the checkpoint. So a segment is deleted only when every record in it is superseded or
+//! covered by the snapshot, and the promise is durable elsewhere.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,105 +32,21 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::types::{Ballot, Lsn, NodeId, SegmentId, Slot};
+use crate::paxos::codec::{decode_record, encode_record};
+use crate::paxos::{DurableState, Entry, StoreRecord, Value};
+use crate::types::{Ballot, Lsn, SegmentId, Slot};
 use crate::wal::{Appended, Options, Vfs, Wal};
-
-/// One durable fact about the acceptor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreRecord {
-    /// The acceptor promised not to accept ballots below this one.
-    Promise(Ballot),
-    /// The acceptor accepted `value` for `slot` at `ballot`.
-    Accept {
-        /// The slot.
-        slot: Slot,
-        /// The ballot.
-        ballot: Ballot,
-        /// The value.
-        value: Vec<u8>,
-    },
-    /// Every slot up to this one is chosen.
-    Chosen(Slot),
-    /// A durable snapshot covers every slot up to this one.
-    Snapshot(Slot),
-}
-
-const KIND_PROMISE: u8 = 1;
-const KIND_ACCEPT: u8 = 2;
-const KIND_CHOSEN: u8 = 3;
-const KIND_SNAPSHOT: u8 = 4;
-
-impl StoreRecord {
-    /// Encodes the record as one log entry.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(32);
-        match self {
-            StoreRecord::Promise(bal) => {
-                b.push(KIND_PROMISE);
-                b.extend_from_slice(&bal.round.to_le_bytes());
-                b.extend_from_slice(&bal.node.0.to_le_bytes());
-            }
-            StoreRecord::Accept {
-                slot,
-                ballot,
-                value,
-            } => {
-                b.reserve(value.len());
-                b.push(KIND_ACCEPT);
-                b.extend_from_slice(&slot.0.to_le_bytes());
-                b.extend_from_slice(&ballot.round.to_le_bytes());
-                b.extend_from_slice(&ballot.node.0.to_le_bytes());
-                b.extend_from_slice(value);
-            }
-            StoreRecord::Chosen(s) => {
-                b.push(KIND_CHOSEN);
-                b.extend_from_slice(&s.0.to_le_bytes());
-            }
-            StoreRecord::Snapshot(s) => {
-                b.push(KIND_SNAPSHOT);
-                b.extend_from_slice(&s.0.to_le_bytes());
-            }
-        }
-        b
-    }
-
-    /// Decodes one log entry; `None` if it is not a valid record.
-    pub fn decode(b: &[u8]) -> Option<StoreRecord> {
-        let u64_at = |at: usize| -> Option<u64> {
-            b.get(at..at + 8)
-                .map(|x| u64::from_le_bytes(x.try_into().unwrap_or([0; 8])))
-        };
-        let u32_at = |at: usize| -> Option<u32> {
-            b.get(at..at + 4)
-                .map(|x| u32::from_le_bytes(x.try_into().unwrap_or([0; 4])))
-        };
-        match *b.first()? {
-            KIND_PROMISE if b.len() == 13 => Some(StoreRecord::Promise(Ballot::new(
-                u64_at(1)?,
-                NodeId(u32_at(9)?),
-            ))),
-            KIND_ACCEPT if b.len() >= 21 => Some(StoreRecord::Accept {
-                slot: Slot(u64_at(1)?),
-                ballot: Ballot::new(u64_at(9)?, NodeId(u32_at(17)?)),
-                value: b[21..].to_vec(),
-            }),
-            KIND_CHOSEN if b.len() == 9 => Some(StoreRecord::Chosen(Slot(u64_at(1)?))),
-            KIND_SNAPSHOT if b.len() == 9 => Some(StoreRecord::Snapshot(Slot(u64_at(1)?))),
-            _ => None,
-        }
-    }
-}
 
 /// The acceptor's state as recovered from (and mirrored to) the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AcceptorState {
     /// Highest ballot promised.
     pub promised: Ballot,
-    /// Accepted `(ballot, value)` per slot above the snapshot point.
-    pub accepted: BTreeMap<Slot, (Ballot, Vec<u8>)>,
-    /// Every slot up to this one is chosen.
+    /// Accepted `(ballot, value)` per slot at or above the snapshot point.
+    pub accepted: BTreeMap<Slot, (Ballot, Value)>,
+    /// Every slot below this one is chosen.
     pub chosen: Slot,
-    /// A durable snapshot covers every slot up to this one.
+    /// A durable snapshot covers every slot below this one.
     pub snapshot: Slot,
 }
 
@@ -146,20 +55,19 @@ impl AcceptorState {
     pub fn apply(&mut self, r: &StoreRecord) {
         match r {
             StoreRecord::Promise(b) => self.promised = self.promised.max(*b),
-            StoreRecord::Accept {
-                slot,
-                ballot,
-                value,
-            } => {
-                if *slot > self.snapshot {
-                    self.accepted.insert(*slot, (*ballot, value.clone()));
+            StoreRecord::Accept(e) => {
+                if e.slot >= self.snapshot {
+                    self.accepted.insert(e.slot, (e.ballot, e.value.clone()));
                 }
             }
-            StoreRecord::Chosen(s) => self.chosen = self.chosen.max(*s),
-            StoreRecord::Snapshot(s) => {
-                if *s > self.snapshot {
-                    self.snapshot = *s;
-                    self.accepted = self.accepted.split_off(&Slot(s.0 + 1));
+            StoreRecord::Chosen { up_to } => self.chosen = self.chosen.max(*up_to),
+            StoreRecord::TruncateAfter(s) => {
+                let _ = self.accepted.split_off(&Slot(s.0.saturating_add(1)));
+            }
+            StoreRecord::Snapshot { up_to } => {
+                if *up_to > self.snapshot {
+                    self.snapshot = *up_to;
+                    self.accepted = self.accepted.split_off(up_to);
                 }
             }
         }
@@ -171,6 +79,30 @@ impl AcceptorState {
             self.promised = self.promised.max(max);
         }
     }
+
+    /// The state in the form [`crate::paxos::Replica::new`] takes.
+    pub fn durable(&self) -> DurableState {
+        DurableState {
+            promised: self.promised,
+            accepted: self
+                .accepted
+                .iter()
+                .map(|(s, (b, v))| Entry {
+                    slot: *s,
+                    ballot: *b,
+                    value: v.clone(),
+                })
+                .collect(),
+            chosen: self.chosen.max(self.snapshot),
+            snapshot: self.snapshot,
+        }
+    }
+}
+
+fn encode(r: &StoreRecord) -> Vec<u8> {
+    let mut b = Vec::with_capacity(64);
+    encode_record(r, &mut b);
+    b
 }
 
 /// An acceptor's durable state over a [`Wal`].
@@ -203,12 +135,12 @@ impl AcceptorStore {
         let mut state = AcceptorState::default();
         for r in wal.iter(wal.first_lsn()..=wal.last_lsn()) {
             let (lsn, entry) = r?;
-            let rec = StoreRecord::decode(&entry).ok_or_else(|| Error::Corruption {
+            let rec = decode_record(&entry).map_err(|e| Error::Corruption {
                 segment: SegmentId(0),
                 path: wal.dir().to_owned(),
                 offset: 0,
                 lsn,
-                reason: "log entry is not an acceptor record".into(),
+                reason: format!("log entry is not an acceptor record: {e}"),
             })?;
             state.apply(&rec);
         }
@@ -227,7 +159,7 @@ impl AcceptorStore {
 
     /// Queues records through the group commit; reply only after [`Self::wait_durable`].
     pub fn submit(&self, records: &[StoreRecord]) -> Result<Appended> {
-        let encoded: Vec<Vec<u8>> = records.iter().map(StoreRecord::encode).collect();
+        let encoded: Vec<Vec<u8>> = records.iter().map(encode).collect();
         let mut st = self.state.lock();
         let t = self.wal.submit_batch(&encoded)?;
         for r in records {
@@ -252,27 +184,30 @@ impl AcceptorStore {
         self.wait_durable(&t)
     }
 
-    /// Records a durable snapshot at `slot`, checkpoints the live state and deletes the log
-    /// segments that only hold superseded or snapshot-covered records. Returns the number of
-    /// segments deleted.
-    pub fn compact(&self, snapshot: Slot) -> Result<usize> {
+    /// Records that a durable snapshot covers every slot below `up_to`, checkpoints the live
+    /// state and deletes the log segments that only hold superseded or snapshot-covered
+    /// records. Returns the number of segments deleted. Call it only once the application's
+    /// snapshot is durable.
+    pub fn compact(&self, up_to: Slot) -> Result<usize> {
         let _g = self.compact_lock.lock();
         let (t, start) = {
             let mut st = self.state.lock();
-            st.apply(&StoreRecord::Snapshot(snapshot));
+            st.apply(&StoreRecord::Snapshot { up_to });
             let mut recs = vec![
-                StoreRecord::Snapshot(snapshot),
+                StoreRecord::Snapshot { up_to: st.snapshot },
                 StoreRecord::Promise(st.promised),
             ];
             if st.chosen > Slot(0) {
-                recs.push(StoreRecord::Chosen(st.chosen));
+                recs.push(StoreRecord::Chosen { up_to: st.chosen });
             }
-            recs.extend(st.accepted.iter().map(|(s, (b, v))| StoreRecord::Accept {
-                slot: *s,
-                ballot: *b,
-                value: v.clone(),
+            recs.extend(st.accepted.iter().map(|(s, (b, v))| {
+                StoreRecord::Accept(Entry {
+                    slot: *s,
+                    ballot: *b,
+                    value: v.clone(),
+                })
             }));
-            let encoded: Vec<Vec<u8>> = recs.iter().map(StoreRecord::encode).collect();
+            let encoded: Vec<Vec<u8>> = recs.iter().map(encode).collect();
             let t = self.wal.submit_batch(&encoded)?;
             (t, t.first)
         };
@@ -299,30 +234,28 @@ impl AcceptorStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paxos::Command;
+    use crate::types::NodeId;
     use proptest::prelude::*;
 
     fn b(round: u64, node: u32) -> Ballot {
         Ballot::new(round, NodeId(node))
     }
 
-    #[test]
-    fn records_round_trip_and_garbage_is_rejected() {
-        let recs = [
-            StoreRecord::Promise(b(3, 2)),
-            StoreRecord::Accept {
-                slot: Slot(9),
-                ballot: b(3, 2),
-                value: b"v".to_vec(),
-            },
-            StoreRecord::Chosen(Slot(4)),
-            StoreRecord::Snapshot(Slot(2)),
-        ];
-        for r in &recs {
-            assert_eq!(StoreRecord::decode(&r.encode()).as_ref(), Some(r));
-        }
-        assert_eq!(StoreRecord::decode(&[]), None);
-        assert_eq!(StoreRecord::decode(&[9, 1, 2]), None);
-        assert_eq!(StoreRecord::decode(&[KIND_PROMISE, 1]), None);
+    fn val(bytes: &[u8]) -> Value {
+        Value::new(vec![Command {
+            client: 1,
+            seq: 1,
+            payload: bytes.to_vec(),
+        }])
+    }
+
+    fn acc(slot: u64, ballot: Ballot, v: &[u8]) -> StoreRecord {
+        StoreRecord::Accept(Entry {
+            slot: Slot(slot),
+            ballot,
+            value: val(v),
+        })
     }
 
     #[test]
@@ -330,11 +263,7 @@ mod tests {
         // FAULTS 24: an accepted ballot above the stored promise means the promise was lost.
         let mut s = AcceptorState::default();
         s.apply(&StoreRecord::Promise(b(1, 1)));
-        s.apply(&StoreRecord::Accept {
-            slot: Slot(1),
-            ballot: b(5, 2),
-            value: vec![],
-        });
+        s.apply(&acc(1, b(5, 2), b""));
         s.settle();
         assert_eq!(s.promised, b(5, 2));
     }
@@ -345,11 +274,6 @@ mod tests {
         // the same slot replaces it, and accepts for other slots are never removed.
         let dir = tempfile::tempdir().unwrap();
         let store = AcceptorStore::open(dir.path(), Options::default()).unwrap();
-        let acc = |slot, ballot, v: &[u8]| StoreRecord::Accept {
-            slot: Slot(slot),
-            ballot,
-            value: v.to_vec(),
-        };
         store
             .persist(&[
                 StoreRecord::Promise(b(1, 1)),
@@ -367,8 +291,21 @@ mod tests {
         let got = store.state();
         assert_eq!(got, want);
         assert_eq!(got.accepted.len(), 3);
-        assert_eq!(got.accepted[&Slot(2)], (b(2, 2), b"B".to_vec()));
-        assert_eq!(got.accepted[&Slot(3)], (b(1, 1), b"c".to_vec()));
+        assert_eq!(got.accepted[&Slot(2)], (b(2, 2), val(b"B")));
+        assert_eq!(got.accepted[&Slot(3)], (b(1, 1), val(b"c")));
+    }
+
+    #[test]
+    fn a_log_entry_that_is_not_a_record_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), Options::default()).unwrap();
+        wal.append(b"\x09 not a record").unwrap();
+        wal.close().unwrap();
+        let err = AcceptorStore::open(dir.path(), Options::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::Corruption { lsn: Lsn(1), .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -380,16 +317,12 @@ mod tests {
         };
         let store = AcceptorStore::open(dir.path(), opts.clone()).unwrap();
         store.persist(&[StoreRecord::Promise(b(7, 1))]).unwrap();
-        for s in 1..=200u64 {
-            store
-                .persist(&[StoreRecord::Accept {
-                    slot: Slot(s),
-                    ballot: b(7, 1),
-                    value: vec![s as u8; 500],
-                }])
-                .unwrap();
+        for s in 0..200u64 {
+            store.persist(&[acc(s, b(7, 1), &[s as u8; 500])]).unwrap();
         }
-        store.persist(&[StoreRecord::Chosen(Slot(150))]).unwrap();
+        store
+            .persist(&[StoreRecord::Chosen { up_to: Slot(150) }])
+            .unwrap();
         let deleted = store.compact(Slot(150)).unwrap();
         assert!(deleted > 0);
         let want = store.state();
@@ -399,17 +332,19 @@ mod tests {
         assert!(store.first_lsn() > Lsn(1));
         assert_eq!(store.state(), want);
         assert_eq!(store.state().promised, b(7, 1));
+        assert_eq!(store.state().durable().snapshot, Slot(150));
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
-        fn replay_equals_applying_the_records(ops in proptest::collection::vec((0u8..4, 1u64..20, 0u64..6, 0u32..3), 1..60)) {
+        fn replay_equals_applying_the_records(ops in proptest::collection::vec((0u8..5, 0u64..20, 0u64..6, 0u32..3), 1..60)) {
             let recs: Vec<StoreRecord> = ops.iter().map(|&(k, slot, round, node)| match k {
                 0 => StoreRecord::Promise(b(round, node)),
-                1 => StoreRecord::Accept { slot: Slot(slot), ballot: b(round, node), value: vec![slot as u8; (round * 3) as usize] },
-                2 => StoreRecord::Chosen(Slot(slot)),
-                _ => StoreRecord::Snapshot(Slot(slot / 4)),
+                1 => acc(slot, b(round, node), &vec![slot as u8; (round * 3) as usize]),
+                2 => StoreRecord::Chosen { up_to: Slot(slot) },
+                3 => StoreRecord::TruncateAfter(Slot(slot)),
+                _ => StoreRecord::Snapshot { up_to: Slot(slot / 4) },
             }).collect();
             let dir = tempfile::tempdir().unwrap();
             let store = AcceptorStore::open(dir.path(), Options::default()).unwrap();

@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use paxwal::store::{AcceptorStore, StoreRecord};
+use paxwal::paxos::{Command, Entry, StoreRecord, Value};
+use paxwal::store::AcceptorStore;
 use paxwal::wal::simdisk::{CrashSpec, Faults, SimDisk, TearFill};
 use paxwal::wal::{Options, PlantedBugs, Prealloc};
 use paxwal::{Ballot, NodeId, Slot};
@@ -84,13 +85,18 @@ fn run(seed: u64, ack_before_fsync: bool) -> Result<(), String> {
                     _ => {
                         let slot = Slot(1 + rng.next() % 20);
                         let b = Ballot::new(round, NodeId(1));
-                        let value = vec![(rng.next() % 251) as u8; (rng.next() % 700) as usize];
+                        let payload = vec![(rng.next() % 251) as u8; (rng.next() % 700) as usize];
+                        let value = Value::new(vec![Command {
+                            client: 1,
+                            seq: slot.0,
+                            payload,
+                        }]);
                         store
-                            .persist(&[StoreRecord::Accept {
+                            .persist(&[StoreRecord::Accept(Entry {
                                 slot,
                                 ballot: b,
                                 value,
-                            }])
+                            })])
                             .map(|_| acked_accepts.push((slot, b)))
                     }
                 };

@@ -1,188 +1,279 @@
-//! Commands, slot values and messages.
+//! The data the core exchanges with the outside world: client commands, slot values, messages
+//! between replicas, records for the acceptor store, and the actions a [`Replica`] asks its
+//! runtime to carry out.
+//!
+//! [`Replica`]: super::Replica
 
-use crate::types::{Ballot, Slot};
+use std::sync::Arc;
 
-/// A client command. `(client, seq)` identifies it across retries (exactly-once application is
-/// the state machine's job: it skips a `seq` it has already applied for that client).
+use crate::types::{Ballot, NodeId, Slot};
+
+/// A client command. `(client, seq)` identifies it across retries; see [`Sessions`] for the
+/// exactly-once rule the state machine applies.
+///
+/// [`Sessions`]: super::Sessions
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Command {
-    /// The client's id.
+    /// The client (session) that issued the command.
     pub client: u64,
-    /// The client's sequence number for this command.
+    /// The client's sequence number for this command; a retry reuses it.
     pub seq: u64,
-    /// The command itself.
+    /// Opaque bytes for the application's state machine.
     pub payload: Vec<u8>,
 }
 
-/// The value of one slot: a batch of commands, or a no-op filling a hole.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Entry {
-    /// Fills a slot a new leader found empty.
-    Noop,
-    /// Commands, applied in order.
-    Batch(Vec<Command>),
-}
+impl Command {
+    /// Fixed bytes a command costs on the wire besides its payload (client, seq, length).
+    pub const OVERHEAD_BYTES: usize = 20;
 
-impl Entry {
-    /// Payload bytes (for batching caps).
-    pub fn bytes(&self) -> usize {
-        match self {
-            Entry::Noop => 0,
-            Entry::Batch(cs) => cs.iter().map(|c| c.payload.len() + 16).sum(),
-        }
-    }
-
-    /// Encodes the entry (the acceptor store keeps it as the accepted value).
-    ///
-    /// ```text
-    /// u8 kind (0 noop, 1 batch); batch: u32 count, then per command u64 client, u64 seq,
-    /// u32 length, bytes
-    /// ```
-    pub fn encode(&self) -> Vec<u8> {
-        match self {
-            Entry::Noop => vec![0],
-            Entry::Batch(cs) => {
-                let mut b = Vec::with_capacity(5 + self.bytes() + cs.len() * 4);
-                b.push(1);
-                b.extend_from_slice(&(cs.len() as u32).to_le_bytes());
-                for c in cs {
-                    b.extend_from_slice(&c.client.to_le_bytes());
-                    b.extend_from_slice(&c.seq.to_le_bytes());
-                    b.extend_from_slice(&(c.payload.len() as u32).to_le_bytes());
-                    b.extend_from_slice(&c.payload);
-                }
-                b
-            }
-        }
-    }
-
-    /// Decodes an entry; `None` on malformed input (never panics).
-    pub fn decode(b: &[u8]) -> Option<Entry> {
-        let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
-            let s = b.get(*at..at.checked_add(n)?)?;
-            *at += n;
-            Some(s)
-        };
-        let mut at = 0usize;
-        match take(&mut at, 1)?[0] {
-            0 if b.len() == 1 => Some(Entry::Noop),
-            1 => {
-                let n = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?) as usize;
-                let mut cs = Vec::with_capacity(n.min(1024));
-                for _ in 0..n {
-                    let client = u64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?);
-                    let seq = u64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?);
-                    let len = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?) as usize;
-                    let payload = take(&mut at, len)?.to_vec();
-                    cs.push(Command {
-                        client,
-                        seq,
-                        payload,
-                    });
-                }
-                (at == b.len()).then_some(Entry::Batch(cs))
-            }
-            _ => None,
-        }
+    /// The bytes this command counts for against the batch and window byte caps.
+    pub fn size_bytes(&self) -> usize {
+        Self::OVERHEAD_BYTES + self.payload.len()
     }
 }
 
-/// Messages between replicas.
+/// The value of one slot: a batch of client commands, shared (cheap to clone, so the same
+/// value can go to every peer without copying). An empty batch is a no-op (what a new leader
+/// proposes for a hole in the log).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Message {
-    /// Phase 1a: promise not to accept below `ballot`; report accepted values from `from` on.
+pub struct Value(Arc<Vec<Command>>);
+
+impl Value {
+    /// A batch of commands.
+    pub fn new(commands: Vec<Command>) -> Value {
+        Value(Arc::new(commands))
+    }
+
+    /// The no-op value (an empty batch).
+    pub fn noop() -> Value {
+        Value::new(Vec::new())
+    }
+
+    /// True for the no-op value.
+    pub fn is_noop(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The commands in this batch, in the order they are to be applied.
+    pub fn commands(&self) -> &[Command] {
+        &self.0
+    }
+
+    /// The bytes this value counts for against the window byte cap.
+    pub fn size_bytes(&self) -> usize {
+        4 + self.0.iter().map(Command::size_bytes).sum::<usize>()
+    }
+}
+
+/// One accepted slot: the value an acceptor accepted for `slot` at `ballot`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The slot.
+    pub slot: Slot,
+    /// The ballot it was accepted at.
+    pub ballot: Ballot,
+    /// The accepted value.
+    pub value: Value,
+}
+
+/// A message between two replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The sender.
+    pub from: NodeId,
+    /// The addressee.
+    pub to: NodeId,
+    /// What it says.
+    pub body: Body,
+}
+
+/// The kinds of message. Ballots order everything: a message at a ballot below the receiver's
+/// promise is answered with [`Body::Reject`] or ignored, never acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Pre-vote: "would you support me if I ran Phase 1 at `ballot`?" Changes no state at the
+    /// receiver; granted only if it has not heard from a live leader within the minimum election
+    /// timeout and the candidate has chosen at least as many slots as the receiver.
+    PreVote {
+        /// The ballot the candidate would use.
+        ballot: Ballot,
+        /// The candidate's first unchosen slot.
+        chosen: Slot,
+    },
+    /// Answer to [`Body::PreVote`].
+    PreVoteReply {
+        /// The ballot from the pre-vote being answered.
+        ballot: Ballot,
+        /// True if the receiver supports the candidate.
+        granted: bool,
+        /// The receiver's promised ballot (lets the candidate pick a ballot above it).
+        promised: Ballot,
+    },
+    /// Phase 1a for every slot from `from` on.
     Prepare {
         /// The candidate's ballot.
         ballot: Ballot,
-        /// First slot the candidate does not know chosen.
+        /// The candidate's first unchosen slot.
         from: Slot,
     },
-    /// Phase 1b, sent only once the promise is durable.
+    /// Phase 1b: the acceptor promised `ballot` (durably) and reports what it accepted.
     Promise {
         /// The ballot promised.
         ballot: Ballot,
-        /// Accepted `(slot, ballot, value)` from the prepare's `from` on.
-        accepted: Vec<(Slot, Ballot, Entry)>,
+        /// The `from` of the Prepare being answered.
+        from: Slot,
+        /// The acceptor's first unchosen slot.
+        chosen: Slot,
+        /// The acceptor's first slot still held in its log (slots below were compacted into a
+        /// snapshot and cannot be reported).
+        log_start: Slot,
+        /// Every entry the acceptor holds at slots `>= max(from, log_start)`.
+        entries: Vec<Entry>,
     },
-    /// Phase 2a.
+    /// Phase 2a for the consecutive slots `first, first + 1, …`, one value each, with the
+    /// leader's commit point (its first unchosen slot) piggybacked.
     Accept {
         /// The leader's ballot.
         ballot: Ballot,
-        /// The slot.
-        slot: Slot,
-        /// The value.
-        entry: Entry,
-        /// The leader's commit point.
+        /// The slot of `values[0]`.
+        first: Slot,
+        /// The values, for consecutive slots.
+        values: Vec<Value>,
+        /// Every slot below this is chosen (the leader's first unchosen slot).
         commit: Slot,
     },
-    /// Phase 2b, sent only once the accept is durable.
+    /// Phase 2b: the acceptor accepted (durably) slots `first..end` at `ballot`.
     Accepted {
         /// The ballot accepted.
         ballot: Ballot,
-        /// The slot.
-        slot: Slot,
+        /// First slot accepted.
+        first: Slot,
+        /// One past the last slot accepted.
+        end: Slot,
     },
-    /// The receiver has promised a higher ballot than the message carried.
+    /// "Your ballot is below my promise": sent in answer to a Prepare, Accept or Heartbeat.
     Reject {
-        /// The higher ballot promised.
+        /// The ballot of the message being rejected.
+        ballot: Ballot,
+        /// The receiver's promised ballot.
         promised: Ballot,
     },
-    /// Pre-vote: would the receiver join an election at `ballot`? Nothing is persisted; a
-    /// replica only campaigns (raising its promise) once a majority says yes, so one that was
-    /// cut off cannot disrupt a healthy leader when it returns.
-    PreVote {
-        /// The ballot the sender would campaign with.
-        ballot: Ballot,
-    },
-    /// A yes to a pre-vote.
-    PreVoteGranted {
-        /// The ballot of the pre-vote.
-        ballot: Ballot,
-    },
-    /// Heartbeat with the commit point.
-    Commit {
+    /// The leader's periodic message: its commit point, and a read-index round number.
+    Heartbeat {
         /// The leader's ballot.
         ballot: Ballot,
-        /// Every slot up to here is chosen.
+        /// Every slot below this is chosen.
         commit: Slot,
+        /// The read-index round this heartbeat confirms (0: none yet).
+        read_round: u64,
     },
-    /// A follower asks for chosen values from `from` on.
-    Fetch {
-        /// First slot wanted.
-        from: Slot,
-    },
-    /// Chosen values, in slot order.
-    Chosen {
-        /// `(slot, value)` pairs.
-        entries: Vec<(Slot, Entry)>,
+    /// Answer to [`Body::Heartbeat`].
+    HeartbeatAck {
+        /// The heartbeat's ballot.
+        ballot: Ballot,
+        /// The heartbeat's read round.
+        read_round: u64,
+        /// The heartbeat's commit point, echoed.
+        commit: Slot,
+        /// The follower's first unchosen slot after learning from the heartbeat; below
+        /// `commit` means it lacks chosen values and needs catch-up.
+        chosen: Slot,
     },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A record for the acceptor store. The store appends records in the order given (a later
+/// record for the same slot supersedes an earlier one) and replays them in that order on
+/// recovery to rebuild a [`DurableState`].
+///
+/// [`DurableState`]: super::DurableState
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreRecord {
+    /// The acceptor promised this ballot.
+    Promise(Ballot),
+    /// The acceptor accepted this entry (and so promised at least its ballot).
+    Accept(Entry),
+    /// Every slot below `up_to` is chosen (the accepted entry held for each is the chosen
+    /// value).
+    Chosen {
+        /// Exclusive bound.
+        up_to: Slot,
+    },
+    /// Forget every accepted entry above `slot`. Emitted ONLY by the planted bug
+    /// [`Faults::truncate_suffix_on_conflict`]; a correct replica never discards an accepted
+    /// value.
+    ///
+    /// [`Faults::truncate_suffix_on_conflict`]: super::Faults::truncate_suffix_on_conflict
+    TruncateAfter(Slot),
+    /// The application holds a durable snapshot covering every slot below `up_to`: accepted
+    /// entries below it may be forgotten. Written by the runtime (never by the core) when it
+    /// compacts; see [`crate::store::AcceptorStore::compact`].
+    Snapshot {
+        /// Exclusive bound.
+        up_to: Slot,
+    },
+}
 
-    #[test]
-    fn entries_round_trip_and_bad_bytes_are_rejected() {
-        let e = Entry::Batch(vec![
-            Command {
-                client: 7,
-                seq: 1,
-                payload: b"put k v".to_vec(),
-            },
-            Command {
-                client: 8,
-                seq: 2,
-                payload: vec![],
-            },
-        ]);
-        assert_eq!(Entry::decode(&e.encode()), Some(e.clone()));
-        assert_eq!(Entry::decode(&Entry::Noop.encode()), Some(Entry::Noop));
-        let bytes = e.encode();
-        for cut in 0..bytes.len() {
-            assert_eq!(Entry::decode(&bytes[..cut]), None, "prefix of {cut} bytes");
-        }
-        assert_eq!(Entry::decode(&[9]), None);
-        assert_eq!(Entry::decode(&[1, 255, 255, 255, 255]), None);
-    }
+/// Identifies one [`Action::Persist`]. Tokens increase by one per persist, starting at 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PersistToken(pub u64);
+
+/// Something the runtime must do for the replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Append `records` to the acceptor store, after the records of every earlier persist, make
+    /// them durable, then call [`Replica::persisted`] with `token` (or a later token: a
+    /// completion acknowledges every persist up to and including it).
+    ///
+    /// [`Replica::persisted`]: super::Replica::persisted
+    Persist {
+        /// The records, in order.
+        records: Vec<StoreRecord>,
+        /// The completion token.
+        token: PersistToken,
+    },
+    /// Send this message. Messages that depend on durable state (Promise, Accepted) are only
+    /// ever emitted after the persist they depend on completed, so they can be sent at once.
+    Send(Message),
+    /// Apply the chosen value of `slot` to the state machine. Emitted once per slot, in slot
+    /// order, without gaps (no-ops included, with an empty batch).
+    Apply {
+        /// The slot.
+        slot: Slot,
+        /// Its chosen value.
+        value: Value,
+    },
+    /// The linearizable read `ctx` may now be served from the local state machine: leadership
+    /// was confirmed by a quorum after the read was requested and every slot that could have
+    /// been chosen before it has been applied.
+    ReadReady {
+        /// The caller's read identifier.
+        ctx: u64,
+    },
+    /// The read `ctx` cannot be served here any more (leadership was lost); retry elsewhere.
+    ReadAborted {
+        /// The caller's read identifier.
+        ctx: u64,
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// Peer `to` needs slots below `below`, which this replica has compacted into a snapshot:
+    /// send it a snapshot covering at least up to `below`.
+    SnapshotHint {
+        /// The lagging peer.
+        to: NodeId,
+        /// The first slot this replica still holds in its log.
+        below: Slot,
+    },
+}
+
+/// Returned by [`Replica::propose`] and [`Replica::read_index`] on a replica that is not the
+/// active leader.
+///
+/// [`Replica::propose`]: super::Replica::propose
+/// [`Replica::read_index`]: super::Replica::read_index
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader (leader hint: {leader:?})")]
+pub struct NotLeader {
+    /// The replica believed to lead, if any.
+    pub leader: Option<NodeId>,
 }

@@ -1,31 +1,74 @@
-//! The pure, deterministic Multi-Paxos core: no I/O, no clock, no threads.
+//! The pure, deterministic Multi-Paxos core.
 //!
-//! A [`Replica`] takes inputs — [`Replica::step`] (a message from a peer), [`Replica::tick`],
-//! [`Replica::propose`] and [`Replica::persisted`] (a storage completion) — and queues
-//! [`Action`]s as data, taken with [`Replica::take_actions`]:
+//! A [`Replica`] is a state machine: inputs are peer messages ([`Replica::step`]), logical time
+//! ([`Replica::tick`]), client commands ([`Replica::propose`]), linearizable reads
+//! ([`Replica::read_index`]) and storage completions ([`Replica::persisted`]); the output is a
+//! list of [`Action`]s ([`Replica::take_actions`]). No clock, no threads, no I/O; randomness
+//! only from [`Config::seed`]. The runtime (or the simulator) carries the actions out.
 //!
-//! * `Persist { token, records }`: write these acceptor records durably (the
-//!   [`crate::store::AcceptorStore`] does it through the WAL's group commit), then call
-//!   `persisted(token)`. Completions must be reported in token order.
-//! * `Send { to, msg }`: messages. A reply that depends on durable state (a promise, an accept)
-//!   is only emitted after the matching `persisted` call.
-//! * `Apply { slot, entry }`: a chosen entry, in slot order, exactly once per slot.
+//! # The action contract
 //!
-//! Protocol (Lamport, "Paxos Made Simple" §3, with the usual Multi-Paxos refinements):
-//! ballots are `(round, replica)`; a candidate runs phase 1 once for every slot above its commit
-//! point; with a majority of promises it re-proposes, per slot, the value accepted at the highest
-//! ballot and fills holes with no-ops, then runs phase 2 with up to `window_slots_max` slots in
-//! flight, batching queued commands into one slot value. The leader's own accept counts once its
-//! persist completes. The commit point rides on every accept and heartbeat; followers that lack a
-//! chosen value fetch it. Leadership is sticky: a replica that heard from a live leader within
-//! the election timeout ignores other candidates' prepares, so a replica returning from a
-//! partition cannot depose a healthy leader.
+//! - [`Action::Persist`]`{ records, token }`: append the records to the acceptor store after
+//!   every earlier persist's records, make them durable, then call
+//!   [`Replica::persisted`]`(token)`. Tokens are 1, 2, 3, … in emission order; a completion
+//!   acknowledges every token up to it, so completions must be reported in order (a group
+//!   commit may acknowledge many at once).
+//! - [`Action::Send`]: deliver the message (best effort; loss, delay, duplication and
+//!   reordering are tolerated). Replies that depend on durable state — Promise and Accepted —
+//!   are emitted only after the persist covering everything buffered before them completed, so
+//!   the runtime may send every `Send` as soon as it sees it.
+//! - [`Action::Apply`]: apply the slot's chosen value; one per slot, in slot order, no gaps,
+//!   no-ops included (empty batch). Deduplicate retried commands with [`Sessions`].
+//! - [`Action::ReadReady`] / [`Action::ReadAborted`]: the outcome of a [`Replica::read_index`].
+//! - [`Action::SnapshotHint`]: a peer needs slots this replica compacted away.
 //!
-//! Invariant (checked in debug builds): `applied ≤ commit`, and every slot up to `commit` has a
-//! known chosen value.
+//! # Protocol
+//!
+//! Ballots are `(round, replica)`. A follower that hears from no leader for a randomized
+//! election timeout runs a pre-vote round, then Phase 1 for every slot from its first unchosen
+//! one (module `election`). The new leader re-proposes the highest-ballot value reported for each
+//! slot and fills holes with no-ops, then runs Phase 2 pipelined: client commands are batched
+//! into slot values and proposed while the window of in-flight slots has room (module `leader`).
+//! The commit point rides on every Accept and heartbeat; followers learn chosen slots from it
+//! and lagging followers are caught up from the leader's log (module `acceptor`).
+//!
+//! # Safety rules (DESIGN.md, "Paxos safety constraints")
+//!
+//! - An acceptor never replies Promise or Accepted before its state is durable.
+//! - It never accepts a ballot below its promise.
+//! - It never discards an accepted value: a later accept for the same slot supersedes it.
+//! - On recovery `promised := max(promised, highest accepted ballot)` ([`Replica::new`]).
+//!
+//! # Log-pointer invariant
+//!
+//! `log_start <= applied <= chosen <= log_end`, where `log_start` is the first slot still held
+//! (below it a durable snapshot covers the log), `applied` the first slot not yet emitted as
+//! [`Action::Apply`], `chosen` the first slot not known chosen, and `log_end` one past the
+//! highest accepted slot held. On the leader additionally `chosen == window base` and
+//! `next_slot == chosen + in-flight slots`. Checked with `debug_assert!` after every input.
+//!
+//! [`Faults`] holds test-only planted bugs that prove the simulator's checkers work.
 
+mod acceptor;
+mod batcher;
+pub mod codec;
+mod config;
+mod election;
+mod leader;
+mod log;
 mod message;
+mod quorum;
 mod replica;
+mod rng;
+mod session;
 
-pub use message::{Command, Entry, Message};
-pub use replica::{Action, Config, NotLeader, PlantedBugs, Replica, Role};
+#[cfg(test)]
+mod tests;
+
+pub use codec::DecodeError;
+pub use config::{Config, ConfigError, DurableState, Faults, Role};
+pub use message::{
+    Action, Body, Command, Entry, Message, NotLeader, PersistToken, StoreRecord, Value,
+};
+pub use replica::Replica;
+pub use session::{SessionCheck, Sessions};

@@ -10,7 +10,7 @@ use super::recovery::scan;
 use super::simdisk::{CrashSpec, SimDisk, TearFill};
 use super::{Options, PlantedBugs, Prealloc, RecoveryMode, SyncMode, Wal};
 use crate::error::Error;
-use crate::store::StoreRecord;
+use crate::paxos::codec::{decode_message, decode_record, encode_message, encode_record};
 use crate::types::{Lsn, SegmentId};
 
 const DIR: &str = "/fuzz";
@@ -37,9 +37,18 @@ pub fn decoders(data: &[u8]) -> Result<(), String> {
             }
         }
     }
-    if let Some(r) = StoreRecord::decode(data) {
-        if r.encode() != data {
+    if let Ok(r) = decode_record(data) {
+        let mut again = Vec::new();
+        encode_record(&r, &mut again);
+        if again != data {
             return Err("acceptor record does not re-encode to its bytes".into());
+        }
+    }
+    if let Ok(m) = decode_message(data) {
+        let mut again = Vec::new();
+        encode_message(&m, &mut again);
+        if again != data {
+            return Err("message does not re-encode to its bytes".into());
         }
     }
     let _ = scan(data, SegmentId(1), false);

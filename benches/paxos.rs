@@ -1,0 +1,289 @@
+//! Throughput of the pure Multi-Paxos core: 3 replicas in one thread, messages passed in
+//! memory (no serialization), every persist completed at once, no I/O, 64-byte commands.
+//! Counts commands committed (applied on the leader) per second, one at a time, pipelined with
+//! 64 / 1,024 / 8,192 in flight (one command per slot), and batched (1,024 commands per slot,
+//! 8,192 in flight). Only ratios measured in the same run mean anything on a shared machine.
+//!
+//! The same harness runs omnipaxos 0.2.4 with its `MemoryStorage`, pumped the same way: every
+//! round each node's outgoing messages are delivered with `handle_incoming`, the leader is
+//! topped up to the in-flight count with `append`, progress is the leader's decided index,
+//! `tick()` runs every 10 ms of wall time, and `trim` after each iteration keeps memory flat.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use paxwal::paxos::{Action, Command, Config, DurableState, Message, Replica, Role};
+use paxwal::{NodeId, Slot};
+
+const PAYLOAD_BYTES: usize = 64;
+/// Commands committed per measured iteration.
+const COMMANDS_PER_ITER: u64 = 65_536;
+
+struct Cluster {
+    replicas: Vec<Replica>,
+    leader: usize,
+    net: Vec<Message>,
+    spare: Vec<Message>,
+    proposed: u64,
+    committed: u64,
+    in_flight: u64,
+}
+
+impl Cluster {
+    fn new(window_slots_max: usize, batch_commands_max: usize, in_flight: u64) -> Cluster {
+        let peers: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let replicas = peers
+            .iter()
+            .map(|&id| {
+                let mut cfg = Config::new(id, peers.clone(), u64::from(id.0));
+                cfg.window_slots_max = window_slots_max;
+                cfg.batch_commands_max = batch_commands_max;
+                cfg.batch_bytes_max = usize::MAX;
+                cfg.window_bytes_max = usize::MAX;
+                Replica::new(cfg, DurableState::default()).expect("valid config")
+            })
+            .collect();
+        let mut c = Cluster {
+            replicas,
+            leader: 0,
+            net: Vec::new(),
+            spare: Vec::new(),
+            proposed: 0,
+            committed: 0,
+            in_flight,
+        };
+        while !c.replicas.iter().any(|r| r.role() == Role::Leader) {
+            for r in &mut c.replicas {
+                r.tick();
+            }
+            c.round();
+        }
+        c.leader = c
+            .replicas
+            .iter()
+            .position(|r| r.role() == Role::Leader)
+            .unwrap_or(0);
+        c
+    }
+
+    /// One pump round: every replica's actions carried out, then every message delivered.
+    fn round(&mut self) -> bool {
+        let mut progress = false;
+        for (i, r) in self.replicas.iter_mut().enumerate() {
+            let actions = r.take_actions();
+            progress |= !actions.is_empty();
+            for a in actions {
+                match a {
+                    Action::Persist { token, .. } => r.persisted(token),
+                    Action::Send(m) => self.net.push(m),
+                    Action::Apply { value, .. } if i == self.leader => {
+                        self.committed += value.commands().len() as u64
+                    }
+                    _ => {}
+                }
+            }
+        }
+        std::mem::swap(&mut self.net, &mut self.spare);
+        for m in self.spare.drain(..) {
+            progress = true;
+            let to = (m.to.0 - 1) as usize;
+            self.replicas[to].step(m);
+        }
+        progress
+    }
+
+    /// Commits `n` more commands, keeping `in_flight` outstanding.
+    fn run(&mut self, n: u64) {
+        let target = self.committed + n;
+        while self.committed < target {
+            while self.proposed < target && self.proposed - self.committed < self.in_flight {
+                let cmd = Command {
+                    client: 1,
+                    seq: self.proposed,
+                    payload: vec![7; PAYLOAD_BYTES],
+                };
+                self.replicas[self.leader]
+                    .propose(cmd)
+                    .expect("stable leader");
+                self.proposed += 1;
+            }
+            self.round();
+        }
+        // Keep memory flat: forget what every replica applied (as a snapshot would allow).
+        for r in &mut self.replicas {
+            let applied = r.applied();
+            r.compact(Slot(applied.0));
+        }
+    }
+}
+
+mod omni {
+    use std::time::{Duration, Instant};
+
+    use omnipaxos::messages::Message;
+    use omnipaxos::storage::{Entry, NoSnapshot};
+    use omnipaxos::{ClusterConfig, OmniPaxos, OmniPaxosConfig, ServerConfig};
+    use omnipaxos_storage::memory_storage::MemoryStorage;
+
+    use super::PAYLOAD_BYTES;
+
+    #[derive(Clone, Debug)]
+    pub struct Cmd {
+        #[allow(dead_code)]
+        client: u64,
+        #[allow(dead_code)]
+        seq: u64,
+        #[allow(dead_code)]
+        payload: Vec<u8>,
+    }
+
+    impl Entry for Cmd {
+        type Snapshot = NoSnapshot;
+    }
+
+    type Node = OmniPaxos<Cmd, MemoryStorage<Cmd>>;
+
+    pub struct Cluster {
+        nodes: Vec<Node>,
+        leader: usize,
+        buf: Vec<Message<Cmd>>,
+        proposed: u64,
+        in_flight: u64,
+        last_tick: Instant,
+    }
+
+    impl Cluster {
+        pub fn new(batch_size: usize, in_flight: u64) -> Cluster {
+            let pids = vec![1u64, 2, 3];
+            let nodes = pids
+                .iter()
+                .map(|&pid| {
+                    let cfg = OmniPaxosConfig {
+                        cluster_config: ClusterConfig {
+                            configuration_id: 1,
+                            nodes: pids.clone(),
+                            flexible_quorum: None,
+                        },
+                        server_config: ServerConfig {
+                            pid,
+                            batch_size,
+                            ..ServerConfig::default()
+                        },
+                    };
+                    cfg.build(MemoryStorage::default())
+                        .expect("omnipaxos config")
+                })
+                .collect();
+            let mut c = Cluster {
+                nodes,
+                leader: 0,
+                buf: Vec::new(),
+                proposed: 0,
+                in_flight,
+                last_tick: Instant::now(),
+            };
+            loop {
+                for n in &mut c.nodes {
+                    n.tick();
+                }
+                c.round();
+                let leader = c.nodes[0].get_current_leader();
+                if let Some((pid, true)) = leader {
+                    c.leader = (pid - 1) as usize;
+                    if c.nodes[c.leader].get_current_leader() == leader {
+                        break;
+                    }
+                }
+            }
+            c
+        }
+
+        fn round(&mut self) {
+            for i in 0..self.nodes.len() {
+                self.nodes[i].take_outgoing_messages(&mut self.buf);
+                for m in self.buf.drain(..) {
+                    let to = (m.get_receiver() - 1) as usize;
+                    self.nodes[to].handle_incoming(m);
+                }
+            }
+        }
+
+        fn decided(&self) -> u64 {
+            self.nodes[self.leader].get_decided_idx() as u64
+        }
+
+        pub fn run(&mut self, n: u64) {
+            let target = self.decided() + n;
+            while self.decided() < target {
+                let decided = self.decided();
+                while self.proposed < target && self.proposed - decided < self.in_flight {
+                    let cmd = Cmd {
+                        client: 1,
+                        seq: self.proposed,
+                        payload: vec![7; PAYLOAD_BYTES],
+                    };
+                    self.nodes[self.leader].append(cmd).expect("stable leader");
+                    self.proposed += 1;
+                }
+                self.round();
+                if self.last_tick.elapsed() >= Duration::from_millis(10) {
+                    self.last_tick = Instant::now();
+                    for node in &mut self.nodes {
+                        node.tick();
+                    }
+                }
+            }
+            // Trim what every node has decided (trimming past a follower's decided index fails).
+            let all_decided = self
+                .nodes
+                .iter()
+                .map(|n| n.get_decided_idx())
+                .min()
+                .unwrap_or(0);
+            if let Err(e) = self.nodes[self.leader].trim(Some(all_decided)) {
+                if std::env::var_os("PAXOS_BENCH_DEBUG").is_some() {
+                    eprintln!("omnipaxos trim({all_decided}) failed: {e:?}");
+                }
+            }
+            self.round();
+        }
+    }
+}
+
+fn bench_paxwal(c: &mut Criterion) {
+    let mut g = c.benchmark_group("paxos_core_3_replicas_64B");
+    g.throughput(Throughput::Elements(COMMANDS_PER_ITER));
+    let configs: [(&str, usize, usize, u64); 5] = [
+        ("one_at_a_time", 1, 1, 1),
+        ("pipelined_64", 64, 1, 64),
+        ("pipelined_1024", 1024, 1, 1024),
+        ("pipelined_8192", 8192, 1, 8192),
+        ("batched_1024x8192", 64, 1024, 8192),
+    ];
+    let only = std::env::var("PAXOS_BENCH_ONLY").unwrap_or_default();
+    for (name, window, batch, in_flight) in configs {
+        if only.is_empty() || only == "paxwal" {
+            let mut cluster = Cluster::new(window, batch, in_flight);
+            g.bench_function(BenchmarkId::new("paxwal", name), |b| {
+                b.iter(|| cluster.run(COMMANDS_PER_ITER))
+            });
+        }
+        if only.is_empty() || only == "omnipaxos" {
+            let mut cluster = omni::Cluster::new(batch, in_flight);
+            g.bench_function(BenchmarkId::new("omnipaxos", name), |b| {
+                b.iter(|| cluster.run(COMMANDS_PER_ITER))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(10);
+    targets = bench_paxwal
+}
+criterion_main!(benches);

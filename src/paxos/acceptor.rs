@@ -1,0 +1,175 @@
+//! The acceptor and learner side of a replica: Prepare, Accept and Heartbeat handling.
+//!
+//! Rules (Paxos Made Simple §2.2, and DESIGN.md "Paxos safety constraints"):
+//! - never act on a ballot below the promise (answer [`Body::Reject`] instead);
+//! - a Promise or Accepted reply leaves only after the records it depends on are durable
+//!   ([`Replica::send_durable`]);
+//! - accepted entries are only ever superseded by the same slot at a ballot at least as high,
+//!   never dropped (no suffix truncation);
+//! - a follower learns slot `s` chosen from a leader at ballot `b` with commit point `c > s`
+//!   only if it holds `s` accepted at `b` — that entry is then the leader's value, which is the
+//!   chosen one. Entries at older ballots wait for catch-up.
+
+use crate::types::{Ballot, NodeId, Slot};
+
+use super::config::Role;
+use super::message::{Body, Entry, StoreRecord, Value};
+use super::replica::Replica;
+
+impl Replica {
+    /// Phase 1a.
+    pub(crate) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
+        self.observe(ballot);
+        if ballot < self.promised {
+            let promised = self.promised;
+            self.send(from, Body::Reject { ballot, promised });
+            return;
+        }
+        if ballot > self.promised {
+            if self.role != Role::Follower {
+                self.step_down(None);
+            }
+            self.promised = ballot;
+            self.records.push(StoreRecord::Promise(ballot));
+        }
+        // Give the candidate time to finish Phase 1 before competing with it.
+        self.election_elapsed = 0;
+        let start = from_slot.max(self.log.start());
+        let body = Body::Promise {
+            ballot,
+            from: from_slot,
+            chosen: self.chosen,
+            log_start: self.log.start(),
+            entries: self.log.entries_from(start),
+        };
+        if self.faults.promise_before_durable {
+            // Planted bug (a): the reply leaves before the promise is durable.
+            self.send(from, body);
+        } else {
+            self.send_durable(from, body);
+        }
+    }
+
+    /// Phase 2a (also used for catch-up and retransmission).
+    pub(crate) fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        first: Slot,
+        values: Vec<Value>,
+        commit: Slot,
+    ) {
+        self.observe(ballot);
+        if ballot < self.promised && !self.faults.accept_lower_ballot {
+            let promised = self.promised;
+            self.send(from, Body::Reject { ballot, promised });
+            return;
+        }
+        let raised = ballot > self.promised;
+        if ballot >= self.promised {
+            // The Accept records carry the ballot: recovery restores promised >= it.
+            self.promised = ballot;
+            self.follow(ballot);
+        }
+        let mut stored: Option<(Slot, Slot)> = None;
+        for (i, value) in values.into_iter().enumerate() {
+            let slot = Slot(first.0.saturating_add(i as u64));
+            if slot < self.log.start() {
+                continue; // compacted: chosen and applied long ago
+            }
+            if !self.log.storable(slot) {
+                break;
+            }
+            // Planted bug (d): Raft-style suffix truncation (of the entries not yet known
+            // chosen here, so the replica's own apply pointers stay consistent).
+            let cut = slot.max(Slot(self.chosen.0.saturating_sub(1)));
+            if self.faults.truncate_suffix_on_conflict
+                && self.log.end() > Slot(cut.0 + 1)
+                && self.log.truncate_after(cut)
+            {
+                self.records.push(StoreRecord::TruncateAfter(cut));
+            }
+            self.log.put(slot, ballot, value.clone());
+            self.records.push(StoreRecord::Accept(Entry {
+                slot,
+                ballot,
+                value,
+            }));
+            stored = Some((stored.map_or(slot, |s| s.0), Slot(slot.0 + 1)));
+        }
+        if raised && stored.is_none() {
+            // Nothing stored carries the new promise: record it, or a later Promise reply for
+            // this ballot could leave before the promise is durable.
+            self.records.push(StoreRecord::Promise(ballot));
+        }
+        self.learn_commit(ballot, commit);
+        if let Some((first, end)) = stored {
+            self.send_durable(from, Body::Accepted { ballot, first, end });
+        }
+    }
+
+    /// The leader's heartbeat: learn its commit point, answer (for read-index, liveness checks
+    /// and catch-up).
+    pub(crate) fn on_heartbeat(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        commit: Slot,
+        read_round: u64,
+    ) {
+        self.observe(ballot);
+        if ballot < self.promised {
+            let promised = self.promised;
+            self.send(from, Body::Reject { ballot, promised });
+            return;
+        }
+        self.follow(ballot);
+        self.learn_commit(ballot, commit);
+        let chosen = self.chosen;
+        self.send(
+            from,
+            Body::HeartbeatAck {
+                ballot,
+                read_round,
+                commit,
+                chosen,
+            },
+        );
+    }
+
+    /// A peer promised a ballot above ours: give up leading or running for it.
+    pub(crate) fn on_reject(&mut self, ballot: Ballot, promised: Ballot) {
+        self.observe(promised);
+        let mine = match (&self.leader, &self.candidate) {
+            (Some(l), _) => Some(l.ballot),
+            (None, Some(c)) => Some(c.ballot),
+            _ => None,
+        };
+        if mine == Some(ballot) && promised > ballot {
+            self.step_down(None);
+        }
+    }
+
+    /// A live leader at `ballot` (`>=` our promise) was heard from.
+    fn follow(&mut self, ballot: Ballot) {
+        if self.role != Role::Follower {
+            self.step_down(Some(ballot.node));
+        }
+        self.leader_hint = Some(ballot.node);
+        self.election_elapsed = 0;
+        self.leader_contact_elapsed = 0;
+    }
+
+    /// Learns every slot below `commit` that we hold accepted at `ballot` (contiguously).
+    fn learn_commit(&mut self, ballot: Ballot, commit: Slot) {
+        if self.leader.is_some() {
+            return;
+        }
+        while self.chosen < commit {
+            match self.log.get(self.chosen) {
+                Some(a) if a.ballot == ballot => self.chosen = Slot(self.chosen.0 + 1),
+                _ => break,
+            }
+        }
+    }
+}

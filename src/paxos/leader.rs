@@ -1,0 +1,432 @@
+//! The leader side: takeover after Phase 1, the pipelined Phase 2 window, commit tracking,
+//! retransmission, catch-up of lagging followers and read-index rounds.
+//!
+//! Window: slots `base..next_slot` are proposed and not yet chosen (`base` is the replica's
+//! chosen point). New batches are proposed while fewer than `window_slots_max` slots and fewer
+//! than `window_bytes_max` bytes are in flight. Each proposal is accepted by the leader's own
+//! acceptor (a persist record) in parallel with the Accept sent to the peers; the leader's own
+//! vote counts only once that persist is durable (`self_durable_end`). A slot is chosen once a
+//! majority voted for it at the leader's ballot; the base advances over chosen slots in order.
+
+use std::collections::VecDeque;
+
+use crate::types::{Ballot, NodeId, Slot};
+
+use super::batcher::Batcher;
+use super::config::Role;
+use super::message::{Action, Body, Entry, StoreRecord, Value};
+use super::quorum::VoteSet;
+use super::replica::Replica;
+
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) votes: VoteSet,
+    pub(crate) bytes: usize,
+    /// Tick of the last (re)send.
+    pub(crate) sent_tick: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct PendingRead {
+    pub(crate) ctx: u64,
+    pub(crate) round: u64,
+    /// Served once applied reaches this slot.
+    pub(crate) index: Slot,
+}
+
+#[derive(Debug)]
+pub(crate) struct Leader {
+    pub(crate) ballot: Ballot,
+    pub(crate) base: Slot,
+    pub(crate) next_slot: Slot,
+    pub(crate) window: VecDeque<InFlight>,
+    pub(crate) inflight_bytes: usize,
+    /// `(token, end)`: our own accepts below `end` are durable once `token` is.
+    pub(crate) self_acks: VecDeque<(u64, Slot)>,
+    pub(crate) self_durable_end: Slot,
+    pub(crate) batcher: Batcher,
+    /// Proposals made since the last flush, to send as one Accept: `(first slot, values)`.
+    pub(crate) run: Option<(Slot, Vec<Value>)>,
+    pub(crate) heartbeat_elapsed: u32,
+    pub(crate) quorum_check_elapsed: u32,
+    /// Peers heard from since the last quorum check.
+    pub(crate) heard: VoteSet,
+    pub(crate) read_round: u64,
+    pub(crate) read_round_sent: u64,
+    /// Per member index, the highest read round it acknowledged.
+    pub(crate) read_acks: Vec<u64>,
+    pub(crate) reads: VecDeque<PendingRead>,
+}
+
+impl Replica {
+    /// Phase 1 succeeded: re-propose, for every slot from the first unchosen one to the highest
+    /// reported, the highest-ballot value reported (Paxos Made Simple §2.2, P2c), and a no-op
+    /// where nothing was reported.
+    pub(crate) fn become_leader(&mut self) {
+        let Some(c) = self.candidate.take() else {
+            return;
+        };
+        debug_assert_eq!(c.from, self.chosen, "the chosen point moved during Phase 1");
+        self.role = Role::Leader;
+        self.leader_hint = Some(self.cfg.id);
+        self.leader = Some(Leader {
+            ballot: c.ballot,
+            base: c.from,
+            next_slot: c.from,
+            window: VecDeque::new(),
+            inflight_bytes: 0,
+            self_acks: VecDeque::new(),
+            self_durable_end: c.from,
+            batcher: Batcher::default(),
+            run: None,
+            heartbeat_elapsed: 0,
+            quorum_check_elapsed: 0,
+            heard: VoteSet::default(),
+            read_round: 0,
+            read_round_sent: 0,
+            read_acks: vec![0; self.members.len()],
+            reads: VecDeque::new(),
+        });
+        let end = c
+            .reported
+            .keys()
+            .next_back()
+            .map_or(c.from, |s| Slot(s.0 + 1));
+        let mut reported = c.reported;
+        for s in c.from.0..end.0 {
+            let value = match reported.remove(&Slot(s)) {
+                // Planted bug (b): ignore what Phase 1 reported.
+                Some(_) if self.faults.ignore_highest_ballot_value => Value::noop(),
+                Some((_, v)) => v,
+                None => Value::noop(),
+            };
+            self.propose_value(value);
+        }
+    }
+
+    /// Proposes `value` at the next slot: accept it locally (persist) and queue it for the
+    /// Accept sent to every peer at the next flush.
+    fn propose_value(&mut self, value: Value) {
+        let token = self.pending_token();
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        let slot = l.next_slot;
+        l.next_slot = Slot(slot.0 + 1);
+        let bytes = value.size_bytes();
+        l.window.push_back(InFlight {
+            votes: VoteSet::default(),
+            bytes,
+            sent_tick: self.now,
+        });
+        l.inflight_bytes += bytes;
+        match l.self_acks.back_mut() {
+            Some((t, end)) if *t == token => *end = l.next_slot,
+            _ => l.self_acks.push_back((token, l.next_slot)),
+        }
+        match &mut l.run {
+            Some((_, values)) => values.push(value.clone()),
+            None => l.run = Some((slot, vec![value.clone()])),
+        }
+        let ballot = l.ballot;
+        self.log.put(slot, ballot, value.clone());
+        self.records.push(StoreRecord::Accept(Entry {
+            slot,
+            ballot,
+            value,
+        }));
+    }
+
+    /// Packs queued commands into slots while the window has room, sends this flush's Accepts
+    /// and any read round that still has to go out.
+    pub(crate) fn leader_flush(&mut self) {
+        loop {
+            let Some(l) = self.leader.as_mut() else {
+                return;
+            };
+            let in_flight = l.window.len();
+            if in_flight >= self.cfg.window_slots_max
+                || (in_flight > 0 && l.inflight_bytes >= self.cfg.window_bytes_max)
+            {
+                break;
+            }
+            let Some(batch) = l
+                .batcher
+                .next_batch(self.cfg.batch_commands_max, self.cfg.batch_bytes_max)
+            else {
+                break;
+            };
+            self.propose_value(Value::new(batch));
+        }
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        let ballot = l.ballot;
+        if let Some((first, values)) = l.run.take() {
+            let commit = self.chosen;
+            self.send_to_peers(|| Body::Accept {
+                ballot,
+                first,
+                values: values.clone(),
+                commit,
+            });
+        }
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        if l.read_round > l.read_round_sent {
+            l.read_round_sent = l.read_round;
+            let read_round = l.read_round;
+            let commit = self.chosen;
+            self.broadcast(Body::Heartbeat {
+                ballot,
+                commit,
+                read_round,
+            });
+        }
+    }
+
+    fn send_to_peers(&mut self, mut body: impl FnMut() -> Body) {
+        for i in 0..self.members.len() {
+            if i != self.me {
+                let to = self.members[i];
+                self.send(to, body());
+            }
+        }
+    }
+
+    /// Phase 2b arrives: count the votes, advance the chosen point.
+    pub(crate) fn on_accepted(&mut self, from: usize, ballot: Ballot, first: Slot, end: Slot) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        if l.ballot != ballot {
+            return; // stale: from an earlier leadership
+        }
+        l.heard.insert(from);
+        let lo = first.max(l.base).0;
+        let hi = end.min(l.next_slot).0;
+        for s in lo..hi {
+            if let Some(f) = l.window.get_mut((s - l.base.0) as usize) {
+                f.votes.insert(from);
+            }
+        }
+        self.advance_chosen();
+    }
+
+    pub(crate) fn leader_persisted(&mut self, token: u64) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        while let Some(&(t, end)) = l.self_acks.front() {
+            if t > token {
+                break;
+            }
+            l.self_durable_end = end;
+            l.self_acks.pop_front();
+        }
+        self.advance_chosen();
+    }
+
+    fn advance_chosen(&mut self) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        while let Some(f) = l.window.front() {
+            let own = usize::from(l.base < l.self_durable_end);
+            if f.votes.len() + own < self.quorum {
+                break;
+            }
+            l.inflight_bytes -= f.bytes;
+            l.window.pop_front();
+            l.base = Slot(l.base.0 + 1);
+        }
+        self.chosen = l.base;
+    }
+
+    pub(crate) fn leader_tick(&mut self) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        l.heartbeat_elapsed += 1;
+        l.quorum_check_elapsed += 1;
+        if l.quorum_check_elapsed >= self.cfg.election_timeout_ticks_max {
+            // Check quorum: a leader cut off from a majority steps down, so its clients and
+            // reads go elsewhere.
+            let alive = l.heard.len() + 1;
+            l.quorum_check_elapsed = 0;
+            l.heard = VoteSet::default();
+            if alive < self.quorum {
+                self.step_down(None);
+                return;
+            }
+        }
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        if l.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+            l.heartbeat_elapsed = 0;
+            let (ballot, read_round, commit) = (l.ballot, l.read_round_sent, self.chosen);
+            self.broadcast(Body::Heartbeat {
+                ballot,
+                commit,
+                read_round,
+            });
+            self.retransmit();
+        }
+    }
+
+    /// Resends, to each peer that has not voted for them, the in-flight slots last sent at
+    /// least a heartbeat interval ago (the message or its answer may have been lost).
+    fn retransmit(&mut self) {
+        let Some(l) = self.leader.as_ref() else {
+            return;
+        };
+        let (ballot, base, commit) = (l.ballot, l.base, self.chosen);
+        let due = self.now.saturating_sub(u64::from(self.cfg.heartbeat_ticks));
+        let mut msgs = Vec::new();
+        for p in (0..self.members.len()).filter(|&p| p != self.me) {
+            let mut run: Option<(Slot, Vec<Value>)> = None;
+            for (i, f) in l.window.iter().enumerate() {
+                let slot = Slot(base.0 + i as u64);
+                let missing = !f.votes.contains(p) && f.sent_tick <= due;
+                match (missing, self.log.get(slot)) {
+                    (true, Some(a)) => match &mut run {
+                        Some((_, values)) => values.push(a.value.clone()),
+                        None => run = Some((slot, vec![a.value.clone()])),
+                    },
+                    _ => {
+                        if let Some((first, values)) = run.take() {
+                            msgs.push((
+                                p,
+                                Body::Accept {
+                                    ballot,
+                                    first,
+                                    values,
+                                    commit,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some((first, values)) = run.take() {
+                msgs.push((
+                    p,
+                    Body::Accept {
+                        ballot,
+                        first,
+                        values,
+                        commit,
+                    },
+                ));
+            }
+        }
+        let now = self.now;
+        if let Some(l) = self.leader.as_mut() {
+            for f in l.window.iter_mut().filter(|f| f.sent_tick <= due) {
+                f.sent_tick = now;
+            }
+        }
+        for (p, body) in msgs {
+            let to = self.members[p];
+            self.send(to, body);
+        }
+    }
+
+    /// A follower answered a heartbeat: count it for read rounds and liveness, and resend the
+    /// chosen values it lacks (catch-up).
+    pub(crate) fn on_heartbeat_ack(
+        &mut self,
+        from: usize,
+        ballot: Ballot,
+        read_round: u64,
+        commit: Slot,
+        chosen: Slot,
+    ) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        if l.ballot != ballot {
+            return;
+        }
+        l.heard.insert(from);
+        if let Some(r) = l.read_acks.get_mut(from) {
+            *r = (*r).max(read_round);
+        }
+        if chosen < commit {
+            let to = self.members[from];
+            self.catch_up(to, ballot, chosen, commit);
+        }
+    }
+
+    /// Sends `to` the chosen values of slots `from..commit` (at most a window's worth), as an
+    /// Accept at our ballot: accepting a chosen value is always safe, and the commit point on
+    /// the message lets the follower learn them.
+    fn catch_up(&mut self, to: NodeId, ballot: Ballot, from: Slot, commit: Slot) {
+        if from < self.log.start() {
+            let below = self.log.start();
+            self.other.push(Action::SnapshotHint { to, below });
+            return;
+        }
+        let end = commit
+            .min(self.chosen)
+            .0
+            .min(from.0.saturating_add(self.cfg.window_slots_max as u64));
+        let mut values = Vec::new();
+        for s in from.0..end {
+            match self.log.get(Slot(s)) {
+                Some(a) => values.push(a.value.clone()),
+                None => break,
+            }
+        }
+        if !values.is_empty() {
+            let commit = self.chosen;
+            self.send(
+                to,
+                Body::Accept {
+                    ballot,
+                    first: from,
+                    values,
+                    commit,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn queue_read(&mut self, ctx: u64) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        if l.read_round == l.read_round_sent {
+            l.read_round += 1;
+        }
+        // Every slot that could have been chosen before this call lies below next_slot: Phase 1
+        // re-proposed everything a quorum reported, and we proposed the rest.
+        l.reads.push_back(PendingRead {
+            ctx,
+            round: l.read_round,
+            index: l.next_slot,
+        });
+    }
+
+    /// Answers the reads whose round a quorum confirmed and whose index is applied.
+    pub(crate) fn serve_reads(&mut self) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        while let Some(r) = l.reads.front() {
+            let confirmed = 1 + l
+                .read_acks
+                .iter()
+                .enumerate()
+                .filter(|&(i, &acked)| i != self.me && acked >= r.round)
+                .count();
+            if confirmed < self.quorum || self.applied < r.index {
+                break;
+            }
+            self.other.push(Action::ReadReady { ctx: r.ctx });
+            l.reads.pop_front();
+        }
+    }
+}
