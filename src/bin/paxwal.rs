@@ -32,6 +32,52 @@ enum Command {
     },
     /// Benchmark durable appends against the raw disk, in one run.
     Bench(BenchArgs),
+    /// Run the deterministic cluster simulation (the real Paxos core and acceptor store on
+    /// simulated disks and network, with faults) and check it. Exit 1 on any violation.
+    #[cfg(feature = "sim")]
+    Sim(SimArgs),
+}
+
+#[cfg(feature = "sim")]
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Number of seeds to run (seeds 0..N).
+    #[arg(long, default_value_t = 100, conflicts_with = "seed")]
+    seeds: u64,
+    /// Run this one seed (replays a failure exactly).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Replicas in the cluster.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    replicas: u32,
+    /// Simulated steps per seed (the last third is the liveness phase).
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..))]
+    steps: u64,
+    /// Clients per run.
+    #[arg(long, default_value_t = 8)]
+    clients: u32,
+    /// Turn off fault injection.
+    #[arg(long)]
+    no_faults: bool,
+    /// Plant a bug to see it caught: a (promise before durable), b (ignore the highest-ballot
+    /// value), c (accept a lower ballot), d (truncate the suffix), reads (local reads), ack
+    /// (acknowledge before chosen).
+    #[arg(long, value_enum)]
+    planted: Option<PlantedArg>,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[cfg(feature = "sim")]
+#[derive(Clone, Copy, ValueEnum)]
+enum PlantedArg {
+    A,
+    B,
+    C,
+    D,
+    Reads,
+    Ack,
 }
 
 #[derive(Subcommand)]
@@ -127,8 +173,16 @@ struct BenchArgs {
 }
 
 fn main() -> ExitCode {
+    // The simulator injects thousands of I/O errors on purpose; its logs stay off unless
+    // PAXWAL_LOG asks for them.
+    let quiet = std::env::args().nth(1).as_deref() == Some("sim");
+    let filter = match std::env::var("PAXWAL_LOG") {
+        Ok(f) => tracing_subscriber::EnvFilter::new(f),
+        Err(_) if quiet => tracing_subscriber::EnvFilter::new("off"),
+        Err(_) => tracing_subscriber::EnvFilter::new("error"),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PAXWAL_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     // A bad command line exits 64 (EX_USAGE), never 2, which `log verify` uses for corruption.
@@ -148,6 +202,8 @@ fn main() -> ExitCode {
             LogCommand::Inspect { dir } => inspect(dir),
         },
         Command::Bench(args) => bench_cmd(args),
+        #[cfg(feature = "sim")]
+        Command::Sim(args) => Ok(sim_cmd(args)),
     };
     match r {
         Ok(code) => ExitCode::from(code),
@@ -461,4 +517,112 @@ fn compare(_: &std::path::Path, _: Option<&std::path::Path>) -> Result<u8, Error
     Err(Error::Invalid(
         "this build has no peer engines: run `cargo run --release --features compare -- bench --compare`".into(),
     ))
+}
+
+#[cfg(feature = "sim")]
+fn sim_cmd(a: SimArgs) -> u8 {
+    use paxwal::paxos::Faults;
+    use paxwal::sim::{run_many, SimBugs, SimConfig, SimReport, SimStats};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let mut cfg = SimConfig {
+        replicas: a.replicas,
+        steps: a.steps,
+        clients: a.clients,
+        faults: !a.no_faults,
+        ..SimConfig::default()
+    };
+    match a.planted {
+        Some(PlantedArg::A) => cfg.core_bugs.promise_before_durable = true,
+        Some(PlantedArg::B) => cfg.core_bugs.ignore_highest_ballot_value = true,
+        Some(PlantedArg::C) => cfg.core_bugs.accept_lower_ballot = true,
+        Some(PlantedArg::D) => cfg.core_bugs.truncate_suffix_on_conflict = true,
+        Some(PlantedArg::Reads) => cfg.node_bugs.local_reads = true,
+        Some(PlantedArg::Ack) => cfg.node_bugs.ack_before_chosen = true,
+        None => {}
+    }
+    debug_assert!(
+        cfg.core_bugs != Faults::default()
+            || a.planted.is_none()
+            || cfg.node_bugs != SimBugs::default()
+    );
+    let seeds: Vec<u64> = match a.seed {
+        Some(s) => vec![s],
+        None => (0..a.seeds).collect(),
+    };
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(seeds.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} seeds  {msg}  [{elapsed_precise}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let violations = AtomicU64::new(0);
+    let chosen = AtomicU64::new(0);
+    let progress = |r: &SimReport| {
+        chosen.fetch_add(r.stats.commands_chosen, Ordering::Relaxed);
+        if let Some(v) = &r.violation {
+            violations.fetch_add(1, Ordering::Relaxed);
+            let line = format!("seed {}: {v}", r.seed);
+            match &bar {
+                Some(b) => b.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+            b.set_message(format!(
+                "{} commands chosen, {} violations",
+                chosen.load(Ordering::Relaxed),
+                violations.load(Ordering::Relaxed)
+            ));
+        }
+    };
+    let reports = run_many(&seeds, &cfg, threads, &progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let mut total = SimStats::default();
+    for r in &reports {
+        total.add(&r.stats);
+    }
+    let failed: Vec<u64> = reports
+        .iter()
+        .filter(|r| r.violation.is_some())
+        .map(|r| r.seed)
+        .collect();
+    println!(
+        "seeds {} replicas {} steps {} commands chosen {} ops completed {}/{} faults injected {} (crashes {}, torn {}, fsync errors {}, partitions {}, dropped {}, duplicated {}) linearizability searches given up {} violations {}{}",
+        reports.len(),
+        cfg.replicas,
+        total.steps,
+        total.commands_chosen,
+        total.ops_completed,
+        total.ops_issued,
+        total.faults(),
+        total.crashes,
+        total.torn_crashes,
+        total.fsync_errors,
+        total.partitions,
+        total.messages_dropped,
+        total.messages_duplicated,
+        total.linearizability_unknown,
+        failed.len(),
+        match failed.first() {
+            Some(s) => format!(
+                " (first: seed {s}; replay with paxwal sim --seed {s} --replicas {} --steps {})",
+                cfg.replicas, cfg.steps
+            ),
+            None => String::new(),
+        }
+    );
+    u8::from(!failed.is_empty())
 }

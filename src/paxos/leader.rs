@@ -66,7 +66,11 @@ impl Replica {
         let Some(c) = self.candidate.take() else {
             return;
         };
-        debug_assert_eq!(c.from, self.chosen, "the chosen point moved during Phase 1");
+        // Planted bug (c) lets a candidate act on lower-ballot Accepts, which breaks this.
+        debug_assert!(
+            c.from == self.chosen || self.faults.accept_lower_ballot,
+            "the chosen point moved during Phase 1"
+        );
         self.role = Role::Leader;
         self.leader_hint = Some(self.cfg.id);
         self.leader = Some(Leader {

@@ -318,6 +318,11 @@ impl Replica {
     /// leader `chosen == window base`, `next_slot == base + in-flight slots`, own durable
     /// accepts `<= next_slot`.
     fn check_invariants(&self) {
+        if self.faults.accept_lower_ballot {
+            // Planted bug (c) breaks the premises of these invariants on purpose; the
+            // simulator's checkers must catch its consequences instead.
+            return;
+        }
         debug_assert!(self.log.start() <= self.applied, "log start above applied");
         debug_assert!(self.applied <= self.chosen, "applied above chosen");
         debug_assert!(

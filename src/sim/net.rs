@@ -17,6 +17,11 @@ pub struct NetConfig {
     pub loss: f64,
     /// Probability a message is delivered twice.
     pub duplicate: f64,
+    /// Probability a message is slow: it takes up to `slow_delay_max` more ticks (a stalled
+    /// connection, a long GC pause: old messages arrive long after newer ones).
+    pub slow: f64,
+    /// Most extra ticks a slow message takes.
+    pub slow_delay_max: u64,
 }
 
 impl Default for NetConfig {
@@ -26,6 +31,8 @@ impl Default for NetConfig {
             delay_max: 3,
             loss: 0.0,
             duplicate: 0.0,
+            slow: 0.0,
+            slow_delay_max: 0,
         }
     }
 }
@@ -39,6 +46,8 @@ pub struct NetStats {
     pub dropped: u64,
     /// Extra copies delivered.
     pub duplicated: u64,
+    /// Messages (copies) made slow.
+    pub slowed: u64,
 }
 
 struct InFlight<M> {
@@ -89,7 +98,11 @@ impl<M: Clone> Network<M> {
             1
         };
         for _ in 0..copies {
-            let at = now + self.rng.range(self.config.delay_min, self.config.delay_max);
+            let mut at = now + self.rng.range(self.config.delay_min, self.config.delay_max);
+            if self.config.slow > 0.0 && self.rng.chance(self.config.slow) {
+                self.stats.slowed += 1;
+                at += self.rng.range(1, self.config.slow_delay_max.max(1));
+            }
             self.seq += 1;
             self.queue.push(InFlight {
                 at,
