@@ -214,3 +214,37 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+fn sim(args: &[&str]) -> (i32, String, String) {
+    let out = paxwal().arg("sim").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sim_prints_a_summary_last_and_replays_a_seed_exactly() {
+    let (code, out, _) = sim(&["--seeds", "20", "--replicas", "5"]);
+    assert_eq!(code, 0, "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("seeds 20 replicas 5 "), "{last}");
+    assert!(last.contains(" violations 0"), "{last}");
+    let once = sim(&["--seed", "7", "--steps", "300"]);
+    let again = sim(&["--seed", "7", "--steps", "300"]);
+    assert_eq!(once.0, 0);
+    assert_eq!(once.1, again.1, "a seed must replay exactly");
+}
+
+#[test]
+fn sim_exits_1_and_names_the_seed_when_a_planted_bug_is_caught() {
+    let (code, out, err) = sim(&["--seeds", "50", "--planted", "d"]);
+    assert_eq!(code, 1, "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.contains("replay with paxwal sim --seed "), "{last}");
+    // Each failing seed is also named, with the violation, on stderr.
+    assert!(err.lines().any(|l| l.starts_with("seed ")), "{err}");
+    let (code, _, _) = sim(&["--replicas", "0"]);
+    assert_eq!(code, 64, "a bad command line is a usage error");
+}

@@ -1,8 +1,11 @@
 //! Runs the fuzz target bodies (`paxwal::wal::fuzzing`) over seeded random inputs on stable
 //! Rust, bounded in count, so CI exercises what `fuzz/` fuzzes: decoders over arbitrary bytes,
 //! recovery over arbitrary edits of a valid log, and WAL operations with crash points against
-//! a model. The model checker is shown to fail on a planted bug. `SEED=…` replays.
+//! a model, and the Paxos core stepped by arbitrary inputs under a durability oracle. The model
+//! checker and the oracle are each shown to fail on a planted bug. `SEED=…` replays.
 
+use paxwal::paxos::fuzzing::replica_step;
+use paxwal::paxos::Faults;
 use paxwal::wal::fuzzing::{decoders, ops_vs_model, recovery_edits};
 use paxwal::wal::PlantedBugs;
 
@@ -73,4 +76,26 @@ fn model_checker_catches_ack_before_fsync() {
         caught > 0,
         "acking before fsync went unnoticed over 400 inputs"
     );
+}
+
+#[test]
+fn the_paxos_core_never_panics_and_replies_only_once_durable() {
+    let mut rng = Rng(seed() ^ 4);
+    for _ in 0..3_000 {
+        let data = rng.bytes(400);
+        replica_step(&data, Faults::default()).unwrap_or_else(|e| panic!("input {data:?}: {e}"));
+    }
+}
+
+#[test]
+fn the_durability_oracle_catches_a_promise_sent_before_durable() {
+    let mut rng = Rng(seed() ^ 5);
+    let planted = Faults {
+        promise_before_durable: true,
+        ..Faults::default()
+    };
+    let caught = (0..3_000)
+        .filter(|_| replica_step(&rng.bytes(400), planted).is_err())
+        .count();
+    assert!(caught > 0, "a promise before durable went unnoticed");
 }

@@ -54,6 +54,8 @@ mod batcher;
 pub mod codec;
 mod config;
 mod election;
+#[doc(hidden)]
+pub mod fuzzing;
 mod leader;
 mod log;
 mod message;
