@@ -1,8 +1,10 @@
 //! paxwal: a replicated write-ahead log.
 //!
 //! * [`wal`]: the generic segmented, checksummed log with group commit and crash recovery.
-//! * [`paxos`]: the pure, deterministic Multi-Paxos core (messages, ticks and proposals in;
-//!   persist, send and apply actions out).
+//! * [`paxos`]: the pure, deterministic Multi-Paxos core (messages, ticks, proposals, reads
+//!   and storage completions in; persist, send, apply and read actions out).
+//! * [`sim`] (feature `sim`, on by default): the deterministic cluster simulator and its
+//!   checkers.
 //! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
 //!   in the log.
 //! * [`bench`]: the append benchmark and raw-disk probes behind `paxwal bench`.
@@ -27,6 +29,44 @@
 //! wal.close()?;
 //! let wal = Wal::open(dir.path(), Options::default())?; // recovers
 //! assert_eq!(wal.last_lsn(), Lsn(3));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Driving the Paxos core over an acceptor store (one replica here, so it is a majority on its
+//! own; a real cluster also sends `Action::Send` messages and steps the ones it receives):
+//!
+//! ```
+//! use paxwal::paxos::{Action, Command, Config, Replica, Role};
+//! use paxwal::store::AcceptorStore;
+//! use paxwal::wal::Options;
+//! use paxwal::NodeId;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = AcceptorStore::open(dir.path(), Options::default())?;
+//! let me = NodeId(1);
+//! let mut replica = Replica::new(Config::new(me, vec![me], 7), store.state().durable())?;
+//! let mut applied = Vec::new();
+//! let mut proposed = false;
+//! for _ in 0..100 {
+//!     replica.tick();
+//!     if replica.role() == Role::Leader && !proposed {
+//!         replica.propose(Command { client: 1, seq: 1, payload: b"put k v".to_vec() })?;
+//!         proposed = true;
+//!     }
+//!     for action in replica.take_actions() {
+//!         match action {
+//!             Action::Persist { records, token } => {
+//!                 let t = store.submit(&records)?; // group commit
+//!                 store.wait_durable(&t)?;
+//!                 replica.persisted(token); // replies that depend on it may leave now
+//!             }
+//!             Action::Apply { value, .. } => applied.extend(value.commands().to_vec()),
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! assert_eq!(applied.len(), 1);
+//! assert_eq!(applied[0].payload, b"put k v");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]

@@ -97,7 +97,20 @@ impl LoopFs {
 
     fn unmount(&mut self) -> Result<(), String> {
         if self.mounted {
-            run("umount", &[self.mnt.path().to_str().unwrap_or_default()])?;
+            // Under load the kernel may still be tearing down the shut-down filesystem's last
+            // references for a moment ("target is busy"): retry briefly before failing.
+            let mnt = self.mnt.path().to_str().unwrap_or_default().to_owned();
+            let mut tries = 0;
+            loop {
+                match run("umount", &[&mnt]) {
+                    Ok(_) => break,
+                    Err(e) if e.contains("busy") && tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             self.mounted = false;
         }
         if let Some(dev) = self.dev.take() {
