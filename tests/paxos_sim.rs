@@ -205,3 +205,26 @@ fn a_seed_replays_exactly() {
     assert_eq!(a.stats, b.stats);
     assert_eq!(a.violation, b.violation);
 }
+
+#[test]
+fn a_store_that_mangles_values_is_caught() {
+    let b = SimBugs {
+        mangle_persisted_values: true,
+        ..SimBugs::default()
+    };
+    assert_caught(
+        "mangled values",
+        Faults::default(),
+        b,
+        &[Check::Validity, Check::Agreement],
+    );
+}
+
+#[test]
+fn a_stuck_completion_path_is_caught_by_the_liveness_checker() {
+    let b = SimBugs {
+        lose_completions: true,
+        ..SimBugs::default()
+    };
+    assert_caught("lost completions", Faults::default(), b, &[Check::Liveness]);
+}

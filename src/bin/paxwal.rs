@@ -61,7 +61,8 @@ struct SimArgs {
     no_faults: bool,
     /// Plant a bug to see it caught: a (promise before durable), b (ignore the highest-ballot
     /// value), c (accept a lower ballot), d (truncate the suffix), reads (local reads), ack
-    /// (acknowledge before chosen).
+    /// (acknowledge before chosen), mangle (a store that mangles values), stuck (persists never
+    /// complete).
     #[arg(long, value_enum)]
     planted: Option<PlantedArg>,
     /// Worker threads (default: the available cores).
@@ -78,6 +79,8 @@ enum PlantedArg {
     D,
     Reads,
     Ack,
+    Mangle,
+    Stuck,
 }
 
 #[derive(Subcommand)]
@@ -521,8 +524,7 @@ fn compare(_: &std::path::Path, _: Option<&std::path::Path>) -> Result<u8, Error
 
 #[cfg(feature = "sim")]
 fn sim_cmd(a: SimArgs) -> u8 {
-    use paxwal::paxos::Faults;
-    use paxwal::sim::{run_many, SimBugs, SimConfig, SimReport, SimStats};
+    use paxwal::sim::{run_many, SimConfig, SimReport, SimStats};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     let mut cfg = SimConfig {
@@ -539,13 +541,10 @@ fn sim_cmd(a: SimArgs) -> u8 {
         Some(PlantedArg::D) => cfg.core_bugs.truncate_suffix_on_conflict = true,
         Some(PlantedArg::Reads) => cfg.node_bugs.local_reads = true,
         Some(PlantedArg::Ack) => cfg.node_bugs.ack_before_chosen = true,
+        Some(PlantedArg::Mangle) => cfg.node_bugs.mangle_persisted_values = true,
+        Some(PlantedArg::Stuck) => cfg.node_bugs.lose_completions = true,
         None => {}
     }
-    debug_assert!(
-        cfg.core_bugs != Faults::default()
-            || a.planted.is_none()
-            || cfg.node_bugs != SimBugs::default()
-    );
     let seeds: Vec<u64> = match a.seed {
         Some(s) => vec![s],
         None => (0..a.seeds).collect(),

@@ -59,6 +59,10 @@ pub struct SimBugs {
     /// Acknowledge a write to the client as soon as the leader accepted it for proposal,
     /// before it is chosen.
     pub ack_before_chosen: bool,
+    /// Replica 1 flips a byte of every command it persists (a store that mangles values).
+    pub mangle_persisted_values: bool,
+    /// No replica ever reports its persists complete (a stuck storage completion path).
+    pub lose_completions: bool,
 }
 
 /// Fault rates of the safety phase: probabilities per simulated step unless said otherwise.
@@ -794,7 +798,8 @@ impl Sim<'_> {
     /// Completes persists now and then, and carries out the replica's actions.
     fn node_act(&mut self, i: usize, faults: bool) -> Result<(), FailStop> {
         // Now and then one group commit makes everything submitted so far durable at once.
-        if !self.nodes[i].pending.is_empty() && self.rng.chance(0.5) {
+        let stuck = self.cfg.node_bugs.lose_completions;
+        if !stuck && !self.nodes[i].pending.is_empty() && self.rng.chance(0.5) {
             let node = &mut self.nodes[i];
             if let Some(&(token, last)) = node.pending.back() {
                 node.store.wait_durable(&last).map_err(|_| FailStop)?;
@@ -805,7 +810,10 @@ impl Sim<'_> {
         let mut crash_after = false;
         for a in self.nodes[i].replica.take_actions() {
             match a {
-                Action::Persist { records, token } => {
+                Action::Persist { mut records, token } => {
+                    if self.cfg.node_bugs.mangle_persisted_values && i == 0 {
+                        mangle(&mut records);
+                    }
                     let node = &mut self.nodes[i];
                     let t = node.store.submit(&records).map_err(|_| FailStop)?;
                     node.pending.push_back((token, t));
@@ -997,8 +1005,33 @@ impl Sim<'_> {
     }
 }
 
-fn summary(v: &Value) -> Vec<(u64, u64)> {
-    v.commands().iter().map(|c| (c.client, c.seq)).collect()
+/// Planted bug: flip a byte in every command payload of the Accept records.
+fn mangle(records: &mut [crate::paxos::StoreRecord]) {
+    for r in records {
+        if let crate::paxos::StoreRecord::Accept(e) = r {
+            let cmds: Vec<Command> = e
+                .value
+                .commands()
+                .iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    if let Some(b) = c.payload.last_mut() {
+                        *b ^= 0x5a;
+                    }
+                    c
+                })
+                .collect();
+            e.value = Value::new(cmds);
+        }
+    }
+}
+
+/// `(client, seq, crc32 of the payload)` of each command.
+fn summary(v: &Value) -> Vec<(u64, u64, u32)> {
+    v.commands()
+        .iter()
+        .map(|c| (c.client, c.seq, crc32fast::hash(&c.payload)))
+        .collect()
 }
 
 /// Runs `seeds` on up to `threads` threads; calls `progress` after each run (from the worker
