@@ -434,21 +434,12 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
         zero_fill: !a.sparse,
         prefill_mib: a.prefill_mib,
     };
-    let bar = if std::io::stdout().is_terminal() && !a.json {
-        let b = match cfg.entries {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} appending [{bar:40}] {pos}/{len} {per_sec}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
+    let bar = (std::io::stdout().is_terminal() && !a.json).then(|| {
+        progress_bar(
+            cfg.entries,
+            "{spinner} appending [{bar:40}] {pos}/{len} {per_sec}",
+        )
+    });
     let progress = |n: u64| {
         if let Some(b) = &bar {
             b.set_position(n);
@@ -552,18 +543,12 @@ fn sim_cmd(a: SimArgs) -> u8 {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(seeds.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} seeds  {msg}  [{elapsed_precise}]",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        progress_bar(
+            Some(seeds.len() as u64),
+            "{bar:30} {pos}/{len} seeds  {msg}  [{elapsed_precise}]",
+        )
+    });
     let violations = AtomicU64::new(0);
     let chosen = AtomicU64::new(0);
     let progress = |r: &SimReport| {
@@ -624,4 +609,17 @@ fn sim_cmd(a: SimArgs) -> u8 {
         }
     );
     u8::from(!failed.is_empty())
+}
+
+/// A progress bar of `len` steps (a spinner if unknown) drawn with `template`.
+fn progress_bar(len: Option<u64>, template: &str) -> indicatif::ProgressBar {
+    let b = match len {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    b.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b
 }
