@@ -3,21 +3,97 @@
 //! Counts commands committed (applied on the leader) per second, one at a time, pipelined with
 //! 64 / 1,024 / 8,192 in flight (one command per slot), and batched (1,024 commands per slot,
 //! 8,192 in flight). Only ratios measured in the same run mean anything on a shared machine.
+//! Both systems run on mimalloc, the allocator the omnipaxos figures were published with.
+//!
+//! After criterion's own report the bench prints a table of the median throughput per
+//! configuration, paxwal against omnipaxos, from the same run:
+//!
+//! ```text
+//! cargo bench --bench paxos -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! `PAXOS_BENCH_ONLY=paxwal|omnipaxos` runs one system. `PAXOS_BENCH_PROFILE=SYSTEM/CONFIG`
+//! (e.g. `paxwal/pipelined_1024`) skips criterion and commits a fixed number of commands, for
+//! an instruction-counting profiler (`PAXOS_BENCH_PROFILE_ITERS` iterations of 65,536, default
+//! 4, after one warm-up iteration).
 //!
 //! The same harness runs omnipaxos 0.2.4 with its `MemoryStorage`, pumped the same way: every
 //! round each node's outgoing messages are delivered with `handle_incoming`, the leader is
 //! topped up to the in-flight count with `append`, progress is the leader's decided index,
 //! `tick()` runs every 10 ms of wall time, and `trim` after each iteration keeps memory flat.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use paxwal::paxos::{Action, Command, Config, DurableState, Message, Replica, Role};
 use paxwal::{NodeId, Slot};
 
 const PAYLOAD_BYTES: usize = 64;
 /// Commands committed per measured iteration.
 const COMMANDS_PER_ITER: u64 = 65_536;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The configurations: name, window slots, commands per slot, commands in flight.
+const CONFIGS: [(&str, usize, usize, u64); 5] = [
+    ("one_at_a_time", 1, 1, 1),
+    ("pipelined_64", 64, 1, 64),
+    ("pipelined_1024", 1024, 1, 1024),
+    ("pipelined_8192", 8192, 1, 8192),
+    ("batched_1024x8192", 64, 1024, 8192),
+];
+
+/// Commands per second of every measured sample (warm-up included), per `(config, system)`.
+static SAMPLES: Mutex<BTreeMap<(usize, &'static str), Vec<f64>>> = Mutex::new(BTreeMap::new());
+
+fn record(config: usize, system: &'static str, commands: u64, took: Duration) {
+    let rate = commands as f64 / took.as_secs_f64().max(1e-9);
+    if let Ok(mut s) = SAMPLES.lock() {
+        s.entry((config, system)).or_default().push(rate);
+    }
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+fn human(rate: Option<f64>) -> String {
+    match rate {
+        Some(r) if r >= 1e6 => format!("{:.2}M", r / 1e6),
+        Some(r) => format!("{:.0}k", r / 1e3),
+        None => "-".to_string(),
+    }
+}
+
+/// The median commands/s of each configuration, both systems, and their ratio.
+fn print_table() {
+    let Ok(s) = SAMPLES.lock() else {
+        return;
+    };
+    if s.is_empty() {
+        return;
+    }
+    println!();
+    println!("| configuration | paxwal/s | omnipaxos/s | paxwal / omnipaxos |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (i, (name, ..)) in CONFIGS.iter().enumerate() {
+        let px = s.get(&(i, "paxwal")).and_then(|v| median(v));
+        let op = s.get(&(i, "omnipaxos")).and_then(|v| median(v));
+        if px.is_none() && op.is_none() {
+            continue;
+        }
+        let ratio = match (px, op) {
+            (Some(a), Some(b)) => format!("{:.2}x", a / b),
+            _ => "-".to_string(),
+        };
+        println!("| {name} | {} | {} | {ratio} |", human(px), human(op));
+    }
+}
 
 struct Cluster {
     replicas: Vec<Replica>,
@@ -250,40 +326,90 @@ mod omni {
     }
 }
 
-fn bench_paxwal(c: &mut Criterion) {
+fn bench_paxos(c: &mut Criterion) {
     let mut g = c.benchmark_group("paxos_core_3_replicas_64B");
     g.throughput(Throughput::Elements(COMMANDS_PER_ITER));
-    let configs: [(&str, usize, usize, u64); 5] = [
-        ("one_at_a_time", 1, 1, 1),
-        ("pipelined_64", 64, 1, 64),
-        ("pipelined_1024", 1024, 1, 1024),
-        ("pipelined_8192", 8192, 1, 8192),
-        ("batched_1024x8192", 64, 1024, 8192),
-    ];
     let only = std::env::var("PAXOS_BENCH_ONLY").unwrap_or_default();
-    for (name, window, batch, in_flight) in configs {
+    for (i, &(name, window, batch, in_flight)) in CONFIGS.iter().enumerate() {
         if only.is_empty() || only == "paxwal" {
             let mut cluster = Cluster::new(window, batch, in_flight);
             g.bench_function(BenchmarkId::new("paxwal", name), |b| {
-                b.iter(|| cluster.run(COMMANDS_PER_ITER))
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        cluster.run(COMMANDS_PER_ITER);
+                    }
+                    let took = start.elapsed();
+                    record(i, "paxwal", iters * COMMANDS_PER_ITER, took);
+                    took
+                })
             });
         }
         if only.is_empty() || only == "omnipaxos" {
             let mut cluster = omni::Cluster::new(batch, in_flight);
             g.bench_function(BenchmarkId::new("omnipaxos", name), |b| {
-                b.iter(|| cluster.run(COMMANDS_PER_ITER))
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        cluster.run(COMMANDS_PER_ITER);
+                    }
+                    let took = start.elapsed();
+                    record(i, "omnipaxos", iters * COMMANDS_PER_ITER, took);
+                    took
+                })
             });
         }
     }
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
+/// `PAXOS_BENCH_PROFILE=SYSTEM/CONFIG`: a fixed amount of work, no criterion.
+fn profile(spec: &str) {
+    let (system, config) = spec.split_once('/').unwrap_or((spec, "pipelined_1024"));
+    let Some(&(name, window, batch, in_flight)) = CONFIGS.iter().find(|c| c.0 == config) else {
+        eprintln!("unknown configuration {config}");
+        std::process::exit(2);
+    };
+    let iters: u64 = std::env::var("PAXOS_BENCH_PROFILE_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let start = Instant::now();
+    match system {
+        "paxwal" => {
+            let mut cluster = Cluster::new(window, batch, in_flight);
+            cluster.run(COMMANDS_PER_ITER);
+            for _ in 0..iters {
+                cluster.run(COMMANDS_PER_ITER);
+            }
+        }
+        "omnipaxos" => {
+            let mut cluster = omni::Cluster::new(batch, in_flight);
+            cluster.run(COMMANDS_PER_ITER);
+            for _ in 0..iters {
+                cluster.run(COMMANDS_PER_ITER);
+            }
+        }
+        _ => {
+            eprintln!("unknown system {system}");
+            std::process::exit(2);
+        }
+    }
+    let n = (iters + 1) * COMMANDS_PER_ITER;
+    println!("{system}/{name}: {n} commands in {:?}", start.elapsed());
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("PAXOS_BENCH_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    let mut c = Criterion::default()
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1))
-        .sample_size(10);
-    targets = bench_paxwal
+        .sample_size(10)
+        .configure_from_args();
+    bench_paxos(&mut c);
+    c.final_summary();
+    print_table();
 }
-criterion_main!(benches);
