@@ -98,6 +98,7 @@ fn print_table() {
 struct Cluster {
     replicas: Vec<Replica>,
     leader: usize,
+    actions: Vec<Action>,
     net: Vec<Message>,
     spare: Vec<Message>,
     proposed: u64,
@@ -122,6 +123,7 @@ impl Cluster {
         let mut c = Cluster {
             replicas,
             leader: 0,
+            actions: Vec::new(),
             net: Vec::new(),
             spare: Vec::new(),
             proposed: 0,
@@ -146,9 +148,9 @@ impl Cluster {
     fn round(&mut self) -> bool {
         let mut progress = false;
         for (i, r) in self.replicas.iter_mut().enumerate() {
-            let actions = r.take_actions();
-            progress |= !actions.is_empty();
-            for a in actions {
+            r.take_actions_into(&mut self.actions);
+            progress |= !self.actions.is_empty();
+            for a in self.actions.drain(..) {
                 match a {
                     Action::Persist { token, .. } => r.persisted(token),
                     Action::Send(m) => self.net.push(m),
@@ -380,14 +382,18 @@ fn profile(spec: &str) {
             let mut cluster = Cluster::new(window, batch, in_flight);
             cluster.run(COMMANDS_PER_ITER);
             for _ in 0..iters {
+                let t = Instant::now();
                 cluster.run(COMMANDS_PER_ITER);
+                eprintln!("{:?}", t.elapsed());
             }
         }
         "omnipaxos" => {
             let mut cluster = omni::Cluster::new(batch, in_flight);
             cluster.run(COMMANDS_PER_ITER);
             for _ in 0..iters {
+                let t = Instant::now();
                 cluster.run(COMMANDS_PER_ITER);
+                eprintln!("{:?}", t.elapsed());
             }
         }
         _ => {

@@ -72,6 +72,7 @@ impl Replica {
             self.follow(ballot);
         }
         let mut stored: Option<(Slot, Slot)> = None;
+        self.records.reserve(values.len());
         for (i, value) in values.into_iter().enumerate() {
             let slot = Slot(first.0.saturating_add(i as u64));
             if slot < self.log.start() {

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::message::Command;
+use super::message::{Command, Value};
 
 #[derive(Debug, Default)]
 pub(crate) struct Batcher {
@@ -24,28 +24,26 @@ impl Batcher {
 
     /// The next batch: at most `commands_max` commands and `bytes_max` bytes, at least one
     /// command. `None` if nothing waits.
-    pub(crate) fn next_batch(
-        &mut self,
-        commands_max: usize,
-        bytes_max: usize,
-    ) -> Option<Vec<Command>> {
-        let first = self.queue.pop_front()?;
+    pub(crate) fn next_batch(&mut self, commands_max: usize, bytes_max: usize) -> Option<Value> {
+        let first = self.queue.front()?;
         let mut bytes = first.size_bytes();
-        let mut batch = Vec::with_capacity(commands_max.min(self.queue.len() + 1));
-        batch.push(first);
-        while batch.len() < commands_max {
-            let Some(next) = self.queue.front() else {
-                break;
-            };
+        let mut n = 1;
+        for next in self
+            .queue
+            .iter()
+            .skip(1)
+            .take(commands_max.saturating_sub(1))
+        {
             if bytes + next.size_bytes() > bytes_max {
                 break;
             }
             bytes += next.size_bytes();
-            if let Some(c) = self.queue.pop_front() {
-                batch.push(c);
-            }
+            n += 1;
         }
-        Some(batch)
+        if n == 1 {
+            return self.queue.pop_front().map(Value::single);
+        }
+        Some(Value::collect(self.queue.drain(..n)))
     }
 }
 
@@ -68,7 +66,7 @@ mod tests {
             b.push(cmd(seq, 10)); // 30 bytes each
         }
         b.push(cmd(5, 1000));
-        let seqs = |v: Vec<Command>| v.iter().map(|c| c.seq).collect::<Vec<_>>();
+        let seqs = |v: Value| v.commands().iter().map(|c| c.seq).collect::<Vec<_>>();
         assert_eq!(b.next_batch(2, 1 << 20).map(seqs), Some(vec![0, 1]));
         assert_eq!(b.next_batch(10, 60).map(seqs), Some(vec![2, 3]));
         assert_eq!(b.next_batch(10, 60).map(seqs), Some(vec![4]));

@@ -47,6 +47,8 @@ pub(crate) struct Leader {
     pub(crate) batcher: Batcher,
     /// Proposals made since the last flush, to send as one Accept: `(first slot, values)`.
     pub(crate) run: Option<(Slot, Vec<Value>)>,
+    /// Slots the current flush may propose (capacity for `run`).
+    pub(crate) run_hint: usize,
     pub(crate) heartbeat_elapsed: u32,
     pub(crate) quorum_check_elapsed: u32,
     /// Peers heard from since the last quorum check.
@@ -79,6 +81,7 @@ impl Replica {
             self_durable_end: c.from,
             batcher: Batcher::default(),
             run: None,
+            run_hint: 0,
             heartbeat_elapsed: 0,
             quorum_check_elapsed: 0,
             heard: VoteSet::default(),
@@ -124,22 +127,37 @@ impl Replica {
             Some((t, end)) if *t == token => *end = l.next_slot,
             _ => l.self_acks.push_back((token, l.next_slot)),
         }
-        match &mut l.run {
-            Some((_, values)) => values.push(value.clone()),
-            None => l.run = Some((slot, vec![value.clone()])),
-        }
         let ballot = l.ballot;
         self.log.put(slot, ballot, value.clone());
         self.records.push(StoreRecord::Accept(Entry {
             slot,
             ballot,
-            value,
+            value: value.clone(),
         }));
+        match &mut l.run {
+            Some((_, values)) => values.push(value),
+            None => {
+                let mut values = Vec::with_capacity(l.run_hint);
+                values.push(value);
+                l.run = Some((slot, values));
+            }
+        }
     }
 
     /// Packs queued commands into slots while the window has room, sends this flush's Accepts
     /// and any read round that still has to go out.
     pub(crate) fn leader_flush(&mut self) {
+        if let Some(l) = self.leader.as_mut() {
+            // Room for this flush's proposals: one record and one value per slot.
+            let room = self.cfg.window_slots_max.saturating_sub(l.window.len());
+            let slots = l
+                .batcher
+                .len()
+                .div_ceil(self.cfg.batch_commands_max)
+                .min(room);
+            l.run_hint = slots;
+            self.records.reserve(slots);
+        }
         loop {
             let Some(l) = self.leader.as_mut() else {
                 return;
@@ -150,13 +168,13 @@ impl Replica {
             {
                 break;
             }
-            let Some(batch) = l
+            let Some(value) = l
                 .batcher
                 .next_batch(self.cfg.batch_commands_max, self.cfg.batch_bytes_max)
             else {
                 break;
             };
-            self.propose_value(Value::new(batch));
+            self.propose_value(value);
         }
         let Some(l) = self.leader.as_mut() else {
             return;
@@ -164,10 +182,10 @@ impl Replica {
         let ballot = l.ballot;
         if let Some((first, values)) = l.run.take() {
             let commit = self.chosen;
-            self.send_to_peers(|| Body::Accept {
+            self.send_to_peers(values, |values| Body::Accept {
                 ballot,
                 first,
-                values: values.clone(),
+                values,
                 commit,
             });
         }
@@ -186,12 +204,22 @@ impl Replica {
         }
     }
 
-    fn send_to_peers(&mut self, mut body: impl FnMut() -> Body) {
+    /// Sends `body(values)` to every other member: a clone of `values` to each but the last,
+    /// which gets `values` itself.
+    fn send_to_peers(&mut self, values: Vec<Value>, body: impl Fn(Vec<Value>) -> Body) {
+        let last = (0..self.members.len()).rev().find(|&i| i != self.me);
+        let mut values = Some(values);
         for i in 0..self.members.len() {
-            if i != self.me {
-                let to = self.members[i];
-                self.send(to, body());
+            if i == self.me {
+                continue;
             }
+            let v = if Some(i) == last {
+                values.take().unwrap_or_default()
+            } else {
+                values.clone().unwrap_or_default()
+            };
+            let to = self.members[i];
+            self.send(to, body(v));
         }
     }
 

@@ -62,10 +62,16 @@ impl SlotLog {
             return false;
         }
         let i = (slot.0 - self.start.0) as usize;
-        if i >= self.slots.len() {
-            self.slots.resize(i + 1, None);
+        let accepted = Some(Accepted { ballot, value });
+        match i.cmp(&self.slots.len()) {
+            // The common case: the next slot after the highest held.
+            std::cmp::Ordering::Equal => self.slots.push_back(accepted),
+            std::cmp::Ordering::Less => self.slots[i] = accepted,
+            std::cmp::Ordering::Greater => {
+                self.slots.resize(i, None);
+                self.slots.push_back(accepted);
+            }
         }
-        self.slots[i] = Some(Accepted { ballot, value });
         true
     }
 

@@ -35,18 +35,31 @@ impl Command {
 /// The value of one slot: a batch of client commands, shared (cheap to clone, so the same
 /// value can go to every peer without copying). An empty batch is a no-op (what a new leader
 /// proposes for a hole in the log).
+///
+/// The commands sit in one allocation with the reference count (`Arc<[Command]>`), so a value
+/// costs one allocation and reading its commands one indirection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Value(Arc<Vec<Command>>);
+pub struct Value(Arc<[Command]>);
 
 impl Value {
     /// A batch of commands.
     pub fn new(commands: Vec<Command>) -> Value {
-        Value(Arc::new(commands))
+        Value(Arc::from(commands))
+    }
+
+    /// A batch of one command (one allocation).
+    pub(crate) fn single(command: Command) -> Value {
+        Value(Arc::new([command]))
+    }
+
+    /// A batch of the commands `iter` yields (one allocation when its length is exact).
+    pub(crate) fn collect(iter: impl Iterator<Item = Command>) -> Value {
+        Value(iter.collect())
     }
 
     /// The no-op value (an empty batch).
     pub fn noop() -> Value {
-        Value::new(Vec::new())
+        Value(Arc::new([]))
     }
 
     /// True for the no-op value.

@@ -62,7 +62,6 @@ pub struct Replica {
     /// Replies waiting for a persist: `(token, message)`, tokens non-decreasing.
     pub(crate) waiting: VecDeque<(u64, Message)>,
     pub(crate) sends: Vec<Action>,
-    pub(crate) applies: Vec<Action>,
     pub(crate) other: Vec<Action>,
 }
 
@@ -120,7 +119,6 @@ impl Replica {
             durable_token: 0,
             waiting: VecDeque::new(),
             sends: Vec::new(),
-            applies: Vec::new(),
             other: Vec::new(),
             cfg,
         })
@@ -277,9 +275,22 @@ impl Replica {
     /// [`Action::Send`]s, then [`Action::Apply`]s in slot order, then read results and hints.
     /// Proposals queued since the last call are packed into slots here.
     pub fn take_actions(&mut self) -> Vec<Action> {
-        self.flush();
-        let mut out =
-            Vec::with_capacity(1 + self.sends.len() + self.applies.len() + self.other.len());
+        let mut out = Vec::new();
+        self.take_actions_into(&mut out);
+        out
+    }
+
+    /// [`take_actions`](Self::take_actions), appending to `out` (which keeps its allocation
+    /// from one call to the next, so a runtime can reuse one buffer).
+    pub fn take_actions_into(&mut self, out: &mut Vec<Action>) {
+        self.leader_flush();
+        if self.chosen > self.chosen_recorded {
+            self.records
+                .push(StoreRecord::Chosen { up_to: self.chosen });
+            self.chosen_recorded = self.chosen;
+        }
+        let applies = usize::try_from(self.chosen.0.saturating_sub(self.applied.0)).unwrap_or(0);
+        out.reserve(1 + self.sends.len() + applies + self.other.len());
         if !self.records.is_empty() {
             self.last_token += 1;
             out.push(Action::Persist {
@@ -288,29 +299,18 @@ impl Replica {
             });
         }
         out.append(&mut self.sends);
-        out.append(&mut self.applies);
-        out.append(&mut self.other);
-        out
-    }
-
-    fn flush(&mut self) {
-        self.leader_flush();
-        if self.chosen > self.chosen_recorded {
-            self.records
-                .push(StoreRecord::Chosen { up_to: self.chosen });
-            self.chosen_recorded = self.chosen;
-        }
         while self.applied < self.chosen {
             let Some(a) = self.log.get(self.applied) else {
                 break;
             };
-            self.applies.push(Action::Apply {
+            out.push(Action::Apply {
                 slot: self.applied,
                 value: a.value.clone(),
             });
             self.applied = Slot(self.applied.0 + 1);
         }
         self.serve_reads();
+        out.append(&mut self.other);
         self.check_invariants();
     }
 
