@@ -72,8 +72,11 @@ impl Replica {
             self.follow(ballot);
         }
         let mut stored: Option<(Slot, Slot)> = None;
-        self.records.reserve(values.len());
-        for (i, value) in values.into_iter().enumerate() {
+        self.records.reserve(values.len() + 1); // and the Chosen record that may follow
+                                                // Our log's handles of the values (one atomic increment per shared array); the
+                                                // message's own go into the persist records.
+        let logged = Value::clone_all(&values);
+        for (i, (value, logged)) in values.into_iter().zip(logged).enumerate() {
             let slot = Slot(first.0.saturating_add(i as u64));
             if slot < self.log.start() {
                 continue; // compacted: chosen and applied long ago
@@ -90,7 +93,7 @@ impl Replica {
             {
                 self.records.push(StoreRecord::TruncateAfter(cut));
             }
-            self.log.put(slot, ballot, value.clone());
+            self.log.put(slot, ballot, logged);
             self.records.push(StoreRecord::Accept(Entry {
                 slot,
                 ballot,

@@ -6,7 +6,11 @@
 
 use std::collections::VecDeque;
 
-use super::message::{Command, Value};
+use super::message::Command;
+
+/// Most commands one [`Batcher::plan`] takes: every slot of a flush is a range of one command
+/// array, addressed with `u32`.
+pub(crate) const PLAN_COMMANDS_MAX: usize = u32::MAX as usize;
 
 #[derive(Debug, Default)]
 pub(crate) struct Batcher {
@@ -22,28 +26,43 @@ impl Batcher {
         self.queue.len()
     }
 
-    /// The next batch: at most `commands_max` commands and `bytes_max` bytes, at least one
-    /// command. `None` if nothing waits.
-    pub(crate) fn next_batch(&mut self, commands_max: usize, bytes_max: usize) -> Option<Value> {
-        let first = self.queue.front()?;
-        let mut bytes = first.size_bytes();
-        let mut n = 1;
-        for next in self
-            .queue
-            .iter()
-            .skip(1)
-            .take(commands_max.saturating_sub(1))
-        {
-            if bytes + next.size_bytes() > bytes_max {
-                break;
+    /// Cuts the queue's head into slot values, in order: the number of commands of each, at
+    /// most `commands_max` commands and `bytes_max` bytes a slot, at least one command. Stops
+    /// when the queue runs out or `room(value_bytes)` (asked before each further slot with the
+    /// value bytes planned so far) says no.
+    pub(crate) fn plan(
+        &self,
+        commands_max: usize,
+        bytes_max: usize,
+        mut room: impl FnMut(usize) -> bool,
+    ) -> Vec<usize> {
+        let mut cuts = Vec::new();
+        let (mut planned_bytes, mut planned) = (0, 0);
+        let mut rest = self.queue.iter().peekable();
+        while rest.peek().is_some() && planned < PLAN_COMMANDS_MAX && room(planned_bytes) {
+            let (mut n, mut bytes) = (0, 0);
+            while let Some(next) = rest.peek() {
+                if n == commands_max
+                    || planned == PLAN_COMMANDS_MAX
+                    || (n > 0 && bytes + next.size_bytes() > bytes_max)
+                {
+                    break;
+                }
+                planned += 1;
+                bytes += next.size_bytes();
+                n += 1;
+                rest.next();
             }
-            bytes += next.size_bytes();
-            n += 1;
+            planned_bytes += 4 + bytes;
+            cuts.push(n);
         }
-        if n == 1 {
-            return self.queue.pop_front().map(Value::single);
-        }
-        Some(Value::collect(self.queue.drain(..n)))
+        cuts
+    }
+
+    /// Takes the first `n` queued commands, in one allocation.
+    pub(crate) fn take(&mut self, n: usize) -> Vec<Command> {
+        let n = n.min(self.queue.len());
+        self.queue.drain(..n).collect()
     }
 }
 
@@ -66,12 +85,16 @@ mod tests {
             b.push(cmd(seq, 10)); // 30 bytes each
         }
         b.push(cmd(5, 1000));
-        let seqs = |v: Value| v.commands().iter().map(|c| c.seq).collect::<Vec<_>>();
-        assert_eq!(b.next_batch(2, 1 << 20).map(seqs), Some(vec![0, 1]));
-        assert_eq!(b.next_batch(10, 60).map(seqs), Some(vec![2, 3]));
-        assert_eq!(b.next_batch(10, 60).map(seqs), Some(vec![4]));
-        // Larger than the byte cap on its own: still sent, alone.
-        assert_eq!(b.next_batch(10, 60).map(seqs), Some(vec![5]));
-        assert_eq!(b.next_batch(10, 60), None);
+        let all = |_: usize| true;
+        assert_eq!(b.plan(2, 1 << 20, all), vec![2, 2, 2]);
+        // Larger than the byte cap on its own: still planned, alone.
+        assert_eq!(b.plan(10, 60, all), vec![2, 2, 1, 1]);
+        // The window's room is asked with the value bytes planned so far (4 + 60 a slot).
+        assert_eq!(b.plan(10, 60, |bytes| bytes < 128), vec![2, 2]);
+        let seqs: Vec<u64> = b.take(3).iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, vec![0, 1, 2]);
+        assert_eq!(b.plan(10, 60, all), vec![2, 1]);
+        assert_eq!(b.take(10).len(), 3);
+        assert_eq!(b.plan(10, 60, all), Vec::<usize>::new());
     }
 }

@@ -17,6 +17,7 @@ use super::config::Role;
 use super::message::{Action, Body, Entry, StoreRecord, Value};
 use super::quorum::VoteSet;
 use super::replica::Replica;
+use super::shared::Shared;
 
 #[derive(Debug)]
 pub(crate) struct InFlight {
@@ -45,8 +46,9 @@ pub(crate) struct Leader {
     pub(crate) self_acks: VecDeque<(u64, Slot)>,
     pub(crate) self_durable_end: Slot,
     pub(crate) batcher: Batcher,
-    /// Proposals made since the last flush, to send as one Accept: `(first slot, values)`.
-    pub(crate) run: Option<(Slot, Vec<Value>)>,
+    /// Proposals made since the last flush, to send as one Accept per peer: `(first slot,
+    /// values for each peer in member order)`.
+    pub(crate) run: Option<(Slot, Vec<Vec<Value>>)>,
     /// Slots the current flush may propose (capacity for `run`).
     pub(crate) run_hint: usize,
     pub(crate) heartbeat_elapsed: u32,
@@ -110,13 +112,28 @@ impl Replica {
     /// Proposes `value` at the next slot: accept it locally (persist) and queue it for the
     /// Accept sent to every peer at the next flush.
     fn propose_value(&mut self, value: Value) {
+        let copies = 1 + self.members.len();
+        self.propose_copies(&mut value.clones(copies));
+    }
+
+    /// Proposes the next slot with handles of its value from `copies`: one for our log, one
+    /// for the persist record, one for each peer's Accept (in member order). Does nothing if
+    /// `copies` holds fewer.
+    fn propose_copies(&mut self, copies: &mut impl ExactSizeIterator<Item = Value>) {
+        let peers = self.members.len() - 1;
         let token = self.pending_token();
         let Some(l) = self.leader.as_mut() else {
             return;
         };
+        if copies.len() < 2 + peers {
+            return;
+        }
+        let (Some(logged), Some(recorded)) = (copies.next(), copies.next()) else {
+            return;
+        };
         let slot = l.next_slot;
         l.next_slot = Slot(slot.0 + 1);
-        let bytes = value.size_bytes();
+        let bytes = logged.size_bytes();
         l.window.push_back(InFlight {
             votes: VoteSet::default(),
             bytes,
@@ -127,67 +144,87 @@ impl Replica {
             Some((t, end)) if *t == token => *end = l.next_slot,
             _ => l.self_acks.push_back((token, l.next_slot)),
         }
+        let hint = l.run_hint;
+        let run = l.run.get_or_insert_with(|| {
+            let values = (0..peers).map(|_| Vec::with_capacity(hint)).collect();
+            (slot, values)
+        });
+        for (values, v) in run.1.iter_mut().zip(copies) {
+            values.push(v);
+        }
         let ballot = l.ballot;
-        self.log.put(slot, ballot, value.clone());
+        self.log.put(slot, ballot, logged);
         self.records.push(StoreRecord::Accept(Entry {
             slot,
             ballot,
-            value: value.clone(),
+            value: recorded,
         }));
-        match &mut l.run {
-            Some((_, values)) => values.push(value),
-            None => {
-                let mut values = Vec::with_capacity(l.run_hint);
-                values.push(value);
-                l.run = Some((slot, values));
-            }
-        }
     }
 
     /// Packs queued commands into slots while the window has room, sends this flush's Accepts
-    /// and any read round that still has to go out.
+    /// and any read round that still has to go out. Every slot of one flush is a view of one
+    /// command array, and its handles are counted with one atomic increment.
     pub(crate) fn leader_flush(&mut self) {
-        if let Some(l) = self.leader.as_mut() {
-            // Room for this flush's proposals: one record and one value per slot.
-            let room = self.cfg.window_slots_max.saturating_sub(l.window.len());
-            let slots = l
-                .batcher
-                .len()
-                .div_ceil(self.cfg.batch_commands_max)
-                .min(room);
-            l.run_hint = slots;
-            self.records.reserve(slots);
-        }
-        loop {
-            let Some(l) = self.leader.as_mut() else {
-                return;
-            };
-            let in_flight = l.window.len();
-            if in_flight >= self.cfg.window_slots_max
-                || (in_flight > 0 && l.inflight_bytes >= self.cfg.window_bytes_max)
-            {
-                break;
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        let (slots_max, bytes_max) = (self.cfg.window_slots_max, self.cfg.window_bytes_max);
+        let (mut in_flight, in_flight_bytes) = (l.window.len(), l.inflight_bytes);
+        let cuts = l.batcher.plan(
+            self.cfg.batch_commands_max,
+            self.cfg.batch_bytes_max,
+            |planned_bytes| {
+                let room = in_flight < slots_max
+                    && (in_flight == 0
+                        || in_flight_bytes.saturating_add(planned_bytes) < bytes_max);
+                in_flight += usize::from(room);
+                room
+            },
+        );
+        if !cuts.is_empty() {
+            let total = cuts.iter().sum();
+            let shared = Shared::new(l.batcher.take(total));
+            l.run_hint = cuts.len();
+            // One record a slot, and room for the Chosen record that usually follows.
+            self.records.reserve(cuts.len() + 1);
+            let copies = 1 + self.members.len();
+            let mut refs = shared.clones(cuts.len() * copies);
+            let mut start = 0u32;
+            for &n in &cuts {
+                let len = u32::try_from(n).unwrap_or(u32::MAX);
+                let mut slot_refs = refs
+                    .by_ref()
+                    .take(copies)
+                    .map(|r| Value::from_parts(r, start, len));
+                self.propose_copies(&mut slot_refs);
+                start = start.saturating_add(len);
             }
-            let Some(value) = l
-                .batcher
-                .next_batch(self.cfg.batch_commands_max, self.cfg.batch_bytes_max)
-            else {
-                break;
-            };
-            self.propose_value(value);
         }
         let Some(l) = self.leader.as_mut() else {
             return;
         };
         let ballot = l.ballot;
-        if let Some((first, values)) = l.run.take() {
+        if let Some((first, per_peer)) = l.run.take() {
             let commit = self.chosen;
-            self.send_to_peers(values, |values| Body::Accept {
-                ballot,
-                first,
-                values,
-                commit,
-            });
+            let mut per_peer = per_peer.into_iter();
+            for i in 0..self.members.len() {
+                if i == self.me {
+                    continue;
+                }
+                let Some(values) = per_peer.next() else {
+                    break;
+                };
+                let to = self.members[i];
+                self.send(
+                    to,
+                    Body::Accept {
+                        ballot,
+                        first,
+                        values,
+                        commit,
+                    },
+                );
+            }
         }
         let Some(l) = self.leader.as_mut() else {
             return;
@@ -201,25 +238,6 @@ impl Replica {
                 commit,
                 read_round,
             });
-        }
-    }
-
-    /// Sends `body(values)` to every other member: a clone of `values` to each but the last,
-    /// which gets `values` itself.
-    fn send_to_peers(&mut self, values: Vec<Value>, body: impl Fn(Vec<Value>) -> Body) {
-        let last = (0..self.members.len()).rev().find(|&i| i != self.me);
-        let mut values = Some(values);
-        for i in 0..self.members.len() {
-            if i == self.me {
-                continue;
-            }
-            let v = if Some(i) == last {
-                values.take().unwrap_or_default()
-            } else {
-                values.clone().unwrap_or_default()
-            };
-            let to = self.members[i];
-            self.send(to, body(v));
         }
     }
 

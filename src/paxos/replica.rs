@@ -299,16 +299,11 @@ impl Replica {
             });
         }
         out.append(&mut self.sends);
-        while self.applied < self.chosen {
-            let Some(a) = self.log.get(self.applied) else {
-                break;
-            };
-            out.push(Action::Apply {
-                slot: self.applied,
-                value: a.value.clone(),
+        self.applied = self
+            .log
+            .each_value(self.applied, self.chosen, |slot, value| {
+                out.push(Action::Apply { slot, value });
             });
-            self.applied = Slot(self.applied.0 + 1);
-        }
         self.serve_reads();
         out.append(&mut self.other);
         self.check_invariants();
