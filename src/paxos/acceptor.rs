@@ -72,11 +72,13 @@ impl Replica {
             self.follow(ballot);
         }
         let mut stored: Option<(Slot, Slot)> = None;
-        self.records.reserve(values.len() + 1); // and the Chosen record that may follow
-                                                // Our log's handles of the values (one atomic increment per shared array); the
-                                                // message's own go into the persist records.
-        let logged = Value::clone_all(&values);
-        for (i, (value, logged)) in values.into_iter().zip(logged).enumerate() {
+        // One record a value, and room for the Chosen record that may follow.
+        self.records.reserve(values.len() + 1);
+        // Our log's handles of the values (one atomic increment per shared array); the
+        // message's own go into the persist records.
+        let mut logged = std::mem::take(&mut self.scratch);
+        Value::clone_all_into(&values, &mut logged);
+        for (i, (value, logged)) in values.into_iter().zip(logged.drain(..)).enumerate() {
             let slot = Slot(first.0.saturating_add(i as u64));
             if slot < self.log.start() {
                 continue; // compacted: chosen and applied long ago
@@ -101,6 +103,8 @@ impl Replica {
             }));
             stored = Some((stored.map_or(slot, |s| s.0), Slot(slot.0 + 1)));
         }
+        // Handles not stored (compacted or out-of-range slots) were dropped by the drain.
+        self.scratch = logged;
         if raised && stored.is_none() {
             // Nothing stored carries the new promise: record it, or a later Promise reply for
             // this ballot could leave before the promise is durable.

@@ -12,6 +12,10 @@ use super::message::Command;
 /// array, addressed with `u32`.
 pub(crate) const PLAN_COMMANDS_MAX: usize = u32::MAX as usize;
 
+/// [`Batcher::take`] hands over the queue's buffer itself from this many commands on (and
+/// copies fewer, keeping the buffer).
+const SWAP_MIN: usize = 64;
+
 #[derive(Debug, Default)]
 pub(crate) struct Batcher {
     queue: VecDeque<Command>,
@@ -26,43 +30,64 @@ impl Batcher {
         self.queue.len()
     }
 
-    /// Cuts the queue's head into slot values, in order: the number of commands of each, at
-    /// most `commands_max` commands and `bytes_max` bytes a slot, at least one command. Stops
-    /// when the queue runs out or `room(value_bytes)` (asked before each further slot with the
-    /// value bytes planned so far) says no.
+    /// Cuts the queue's head into slot values, in order: appends to `cuts` the number of
+    /// commands of each, at most `commands_max` commands and `bytes_max` bytes a slot, at least
+    /// one command. Stops when the queue runs out or `room(value_bytes)` (asked before each
+    /// further slot with the value bytes planned so far) says no.
     pub(crate) fn plan(
         &self,
+        cuts: &mut Vec<usize>,
         commands_max: usize,
         bytes_max: usize,
         mut room: impl FnMut(usize) -> bool,
-    ) -> Vec<usize> {
-        let mut cuts = Vec::new();
+    ) {
         let (mut planned_bytes, mut planned) = (0, 0);
-        let mut rest = self.queue.iter().peekable();
-        while rest.peek().is_some() && planned < PLAN_COMMANDS_MAX && room(planned_bytes) {
-            let (mut n, mut bytes) = (0, 0);
-            while let Some(next) = rest.peek() {
+        let mut rest = self.queue.iter();
+        let mut next = rest.next();
+        while let Some(mut c) = next {
+            if planned == PLAN_COMMANDS_MAX || !room(planned_bytes) {
+                break;
+            }
+            // At least one command a slot, then as many as the caps allow.
+            let (mut n, mut bytes) = (1, c.size_bytes());
+            planned += 1;
+            loop {
+                next = rest.next();
+                let Some(more) = next else {
+                    break;
+                };
+                c = more;
                 if n == commands_max
                     || planned == PLAN_COMMANDS_MAX
-                    || (n > 0 && bytes + next.size_bytes() > bytes_max)
+                    || bytes + c.size_bytes() > bytes_max
                 {
                     break;
                 }
-                planned += 1;
-                bytes += next.size_bytes();
+                bytes += c.size_bytes();
                 n += 1;
-                rest.next();
+                planned += 1;
             }
             planned_bytes += 4 + bytes;
             cuts.push(n);
         }
-        cuts
     }
 
-    /// Takes the first `n` queued commands, in one allocation.
+    /// Takes the first `n` queued commands, in one allocation (the queue's own, without
+    /// copying, when it takes them all and they lie contiguous).
     pub(crate) fn take(&mut self, n: usize) -> Vec<Command> {
         let n = n.min(self.queue.len());
-        self.queue.drain(..n).collect()
+        if n == self.queue.len() && n >= SWAP_MIN {
+            let fresh = VecDeque::with_capacity(self.queue.len());
+            return Vec::from(std::mem::replace(&mut self.queue, fresh));
+        }
+        let mut taken = Vec::with_capacity(n);
+        while taken.len() < n {
+            let Some(c) = self.queue.pop_front() else {
+                break;
+            };
+            taken.push(c);
+        }
+        taken
     }
 }
 
@@ -78,6 +103,17 @@ mod tests {
         }
     }
 
+    fn plan(
+        b: &Batcher,
+        commands_max: usize,
+        bytes_max: usize,
+        room: impl FnMut(usize) -> bool,
+    ) -> Vec<usize> {
+        let mut cuts = Vec::new();
+        b.plan(&mut cuts, commands_max, bytes_max, room);
+        cuts
+    }
+
     #[test]
     fn batches_respect_count_and_byte_caps_but_never_starve() {
         let mut b = Batcher::default();
@@ -86,15 +122,15 @@ mod tests {
         }
         b.push(cmd(5, 1000));
         let all = |_: usize| true;
-        assert_eq!(b.plan(2, 1 << 20, all), vec![2, 2, 2]);
+        assert_eq!(plan(&b, 2, 1 << 20, all), vec![2, 2, 2]);
         // Larger than the byte cap on its own: still planned, alone.
-        assert_eq!(b.plan(10, 60, all), vec![2, 2, 1, 1]);
+        assert_eq!(plan(&b, 10, 60, all), vec![2, 2, 1, 1]);
         // The window's room is asked with the value bytes planned so far (4 + 60 a slot).
-        assert_eq!(b.plan(10, 60, |bytes| bytes < 128), vec![2, 2]);
+        assert_eq!(plan(&b, 10, 60, |bytes| bytes < 128), vec![2, 2]);
         let seqs: Vec<u64> = b.take(3).iter().map(|c| c.seq).collect();
         assert_eq!(seqs, vec![0, 1, 2]);
-        assert_eq!(b.plan(10, 60, all), vec![2, 1]);
+        assert_eq!(plan(&b, 10, 60, all), vec![2, 1]);
         assert_eq!(b.take(10).len(), 3);
-        assert_eq!(b.plan(10, 60, all), Vec::<usize>::new());
+        assert_eq!(plan(&b, 10, 60, all), Vec::<usize>::new());
     }
 }

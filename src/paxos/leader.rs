@@ -51,6 +51,10 @@ pub(crate) struct Leader {
     pub(crate) run: Option<(Slot, Vec<Vec<Value>>)>,
     /// Slots the current flush may propose (capacity for `run`).
     pub(crate) run_hint: usize,
+    /// The outer list of the last `run`, kept to be reused.
+    pub(crate) spare_run: Vec<Vec<Value>>,
+    /// The flush's cut of queued commands into slots (kept to be reused).
+    pub(crate) cuts: Vec<usize>,
     pub(crate) heartbeat_elapsed: u32,
     pub(crate) quorum_check_elapsed: u32,
     /// Peers heard from since the last quorum check.
@@ -84,6 +88,8 @@ impl Replica {
             batcher: Batcher::default(),
             run: None,
             run_hint: 0,
+            spare_run: Vec::new(),
+            cuts: Vec::new(),
             heartbeat_elapsed: 0,
             quorum_check_elapsed: 0,
             heard: VoteSet::default(),
@@ -146,7 +152,11 @@ impl Replica {
         }
         let hint = l.run_hint;
         let run = l.run.get_or_insert_with(|| {
-            let values = (0..peers).map(|_| Vec::with_capacity(hint)).collect();
+            let mut values = std::mem::take(&mut l.spare_run);
+            values.resize_with(peers, Vec::new);
+            for v in &mut values {
+                v.reserve(hint);
+            }
             (slot, values)
         });
         for (values, v) in run.1.iter_mut().zip(copies) {
@@ -170,7 +180,9 @@ impl Replica {
         };
         let (slots_max, bytes_max) = (self.cfg.window_slots_max, self.cfg.window_bytes_max);
         let (mut in_flight, in_flight_bytes) = (l.window.len(), l.inflight_bytes);
-        let cuts = l.batcher.plan(
+        let mut cuts = std::mem::take(&mut l.cuts);
+        l.batcher.plan(
+            &mut cuts,
             self.cfg.batch_commands_max,
             self.cfg.batch_bytes_max,
             |planned_bytes| {
@@ -203,17 +215,20 @@ impl Replica {
         let Some(l) = self.leader.as_mut() else {
             return;
         };
+        cuts.clear();
+        l.cuts = cuts;
         let ballot = l.ballot;
-        if let Some((first, per_peer)) = l.run.take() {
+        if let Some((first, mut per_peer)) = l.run.take() {
             let commit = self.chosen;
-            let mut per_peer = per_peer.into_iter();
+            let mut each = per_peer.iter_mut();
             for i in 0..self.members.len() {
                 if i == self.me {
                     continue;
                 }
-                let Some(values) = per_peer.next() else {
+                let Some(values) = each.next() else {
                     break;
                 };
+                let values = std::mem::take(values);
                 let to = self.members[i];
                 self.send(
                     to,
@@ -224,6 +239,10 @@ impl Replica {
                         commit,
                     },
                 );
+            }
+            // Keep the (now empty) per-peer list for the next flush.
+            if let Some(l) = self.leader.as_mut() {
+                l.spare_run = per_peer;
             }
         }
         let Some(l) = self.leader.as_mut() else {

@@ -121,8 +121,16 @@ impl Value {
 
     /// A handle of each of `values`, in order, for one atomic increment per run of
     /// consecutive values that share an array.
+    #[cfg(test)]
     pub(crate) fn clone_all(values: &[Value]) -> Vec<Value> {
         let mut out = Vec::with_capacity(values.len());
+        Value::clone_all_into(values, &mut out);
+        out
+    }
+
+    /// [`Value::clone_all`], appending to `out`.
+    pub(crate) fn clone_all_into(values: &[Value], out: &mut Vec<Value>) {
+        out.reserve(values.len());
         let mut i = 0;
         while let Some(first) = values.get(i) {
             let run = values[i..].iter().take_while(|v| v.shares(first)).count();
@@ -135,7 +143,6 @@ impl Value {
             }
             i += run;
         }
-        out
     }
 
     /// Drops every value, for one atomic decrement per run of consecutive values that share
