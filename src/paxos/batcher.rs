@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 
 use super::message::Command;
+use super::shared::Shared;
 
 /// Most commands one [`Batcher::plan`] takes: every slot of a flush is a range of one command
 /// array, addressed with `u32`.
@@ -72,13 +73,19 @@ impl Batcher {
         }
     }
 
-    /// Takes the first `n` queued commands, in one allocation (the queue's own, without
-    /// copying, when it takes them all and they lie contiguous).
-    pub(crate) fn take(&mut self, n: usize) -> Vec<Command> {
+    /// Takes the first `n` queued commands as one shared array, in one allocation for a
+    /// single command or a few (copied out of the queue); from [`SWAP_MIN`] on, taking the
+    /// whole queue hands over its buffer without copying.
+    pub(crate) fn take(&mut self, n: usize) -> Shared {
         let n = n.min(self.queue.len());
         if n == self.queue.len() && n >= SWAP_MIN {
             let fresh = VecDeque::with_capacity(self.queue.len());
-            return Vec::from(std::mem::replace(&mut self.queue, fresh));
+            return Shared::new(Vec::from(std::mem::replace(&mut self.queue, fresh)));
+        }
+        if n == 1 {
+            if let Some(c) = self.queue.pop_front() {
+                return Shared::one(c);
+            }
         }
         let mut taken = Vec::with_capacity(n);
         while taken.len() < n {
@@ -87,7 +94,7 @@ impl Batcher {
             };
             taken.push(c);
         }
-        taken
+        Shared::new(taken)
     }
 }
 
@@ -127,10 +134,10 @@ mod tests {
         assert_eq!(plan(&b, 10, 60, all), vec![2, 2, 1, 1]);
         // The window's room is asked with the value bytes planned so far (4 + 60 a slot).
         assert_eq!(plan(&b, 10, 60, |bytes| bytes < 128), vec![2, 2]);
-        let seqs: Vec<u64> = b.take(3).iter().map(|c| c.seq).collect();
+        let seqs: Vec<u64> = b.take(3).commands().iter().map(|c| c.seq).collect();
         assert_eq!(seqs, vec![0, 1, 2]);
         assert_eq!(plan(&b, 10, 60, all), vec![2, 1]);
-        assert_eq!(b.take(10).len(), 3);
+        assert_eq!(b.take(10).commands().len(), 3);
         assert_eq!(plan(&b, 10, 60, all), Vec::<usize>::new());
     }
 }

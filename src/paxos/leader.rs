@@ -17,7 +17,6 @@ use super::config::Role;
 use super::message::{Action, Body, Entry, StoreRecord, Value};
 use super::quorum::VoteSet;
 use super::replica::Replica;
-use super::shared::Shared;
 
 #[derive(Debug)]
 pub(crate) struct InFlight {
@@ -195,7 +194,7 @@ impl Replica {
         );
         if !cuts.is_empty() {
             let total = cuts.iter().sum();
-            let shared = Shared::new(l.batcher.take(total));
+            let shared = l.batcher.take(total);
             l.run_hint = cuts.len();
             // One record a slot, and room for the Chosen record that usually follows.
             self.records.reserve(cuts.len() + 1);
@@ -331,6 +330,7 @@ impl Replica {
         };
         if l.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             l.heartbeat_elapsed = 0;
+            self.chosen_due = true;
             let (ballot, read_round, commit) = (l.ballot, l.read_round_sent, self.chosen);
             self.broadcast(Body::Heartbeat {
                 ballot,

@@ -41,6 +41,8 @@ pub struct Replica {
     pub(crate) chosen: Slot,
     pub(crate) applied: Slot,
     pub(crate) chosen_recorded: Slot,
+    /// The leader's heartbeat came: record the chosen point even without other records.
+    pub(crate) chosen_due: bool,
 
     // Election.
     pub(crate) role: Role,
@@ -107,6 +109,7 @@ impl Replica {
             chosen,
             applied: state.snapshot,
             chosen_recorded: chosen,
+            chosen_due: false,
             role: Role::Follower,
             leader_hint: None,
             round_seen: promised.round,
@@ -287,7 +290,12 @@ impl Replica {
     /// from one call to the next, so a runtime can reuse one buffer).
     pub fn take_actions_into(&mut self, out: &mut Vec<Action>) {
         self.leader_flush();
-        if self.chosen > self.chosen_recorded {
+        // A leader writes its chosen point with the next persist that carries other records
+        // (its next proposals) or at its next heartbeat, not in a persist of its own: nothing
+        // waits for that record (Applies do not); it only spares re-learning after a crash.
+        let deferred = self.leader.is_some() && self.records.is_empty() && !self.chosen_due;
+        if self.chosen > self.chosen_recorded && !deferred {
+            self.chosen_due = false;
             self.records
                 .push(StoreRecord::Chosen { up_to: self.chosen });
             self.chosen_recorded = self.chosen;

@@ -24,7 +24,13 @@ const MAX_REFS: usize = isize::MAX as usize;
 
 struct Inner {
     refs: AtomicUsize,
-    commands: Vec<Command>,
+    commands: Commands,
+}
+
+/// The array: a single command is held inline (one allocation for the whole `Inner`).
+enum Commands {
+    One(Command),
+    Many(Vec<Command>),
 }
 
 /// One counted reference to a shared command array.
@@ -42,12 +48,21 @@ unsafe impl Sync for Shared {}
 
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
-    send_sync::<Vec<Command>>();
+    send_sync::<Command>();
 };
 
 impl Shared {
     /// A new array holding `commands`, with one reference (this one).
     pub(crate) fn new(commands: Vec<Command>) -> Shared {
+        Shared::with(Commands::Many(commands))
+    }
+
+    /// A new array holding the one command `command` (one allocation).
+    pub(crate) fn one(command: Command) -> Shared {
+        Shared::with(Commands::One(command))
+    }
+
+    fn with(commands: Commands) -> Shared {
         let inner = Box::new(Inner {
             refs: AtomicUsize::new(1),
             commands,
@@ -64,7 +79,10 @@ impl Shared {
 
     /// Every command in the array.
     pub(crate) fn commands(&self) -> &[Command] {
-        &self.inner().commands
+        match &self.inner().commands {
+            Commands::One(c) => std::slice::from_ref(c),
+            Commands::Many(v) => v,
+        }
     }
 
     /// True if both refer to the same array.
@@ -205,6 +223,8 @@ mod tests {
         assert_eq!(a.commands().len(), 3);
         assert!(!a.same(&Shared::new(cmds(3))));
         a.release(0);
+        let one = Shared::one(cmds(1).remove(0));
+        assert_eq!((one.commands().len(), one.clone().refs()), (1, 2));
     }
 
     #[test]
