@@ -173,11 +173,8 @@ impl Replica {
         if self.leader.is_some() {
             return;
         }
-        while self.chosen < commit {
-            match self.log.get(self.chosen) {
-                Some(a) if a.ballot == ballot => self.chosen = Slot(self.chosen.0 + 1),
-                _ => break,
-            }
+        if self.chosen < commit {
+            self.chosen = self.log.first_not_at(self.chosen, commit, ballot);
         }
     }
 }

@@ -270,8 +270,9 @@ impl Replica {
         l.heard.insert(from);
         let lo = first.max(l.base).0;
         let hi = end.min(l.next_slot).0;
-        for s in lo..hi {
-            if let Some(f) = l.window.get_mut((s - l.base.0) as usize) {
+        if lo < hi {
+            let (a, b) = ((lo - l.base.0) as usize, (hi - l.base.0) as usize);
+            for f in l.window.range_mut(a..b.min(l.window.len())) {
                 f.votes.insert(from);
             }
         }

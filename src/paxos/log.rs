@@ -58,6 +58,11 @@ impl SlotLog {
     /// Stores `value` accepted at `ballot` for `slot`, replacing what the slot held. Returns
     /// false (storing nothing) if the slot is not [`storable`](Self::storable).
     pub(crate) fn put(&mut self, slot: Slot, ballot: Ballot, value: Value) -> bool {
+        // The common case first: the next slot after the highest held.
+        if slot == self.end() && (self.slots.len() as u64) < SLOTS_AHEAD_MAX {
+            self.slots.push_back(Some(Accepted { ballot, value }));
+            return true;
+        }
         if !self.storable(slot) {
             return false;
         }
@@ -104,23 +109,18 @@ impl SlotLog {
     /// The handles of a run of slots whose values share a command array are counted with one
     /// atomic increment.
     pub(crate) fn each_value(&self, from: Slot, to: Slot, mut f: impl FnMut(Slot, Value)) -> Slot {
+        let mut rest = self.range(from, to);
         let mut slot = from;
-        while slot < to {
-            let Some(first) = self.get(slot) else {
+        loop {
+            let mut scan = rest.clone();
+            let Some(Some(first)) = scan.next() else {
                 break;
             };
-            let mut end = Slot(slot.0 + 1);
-            while end < to {
-                match self.get(end) {
-                    Some(a) if a.value.shares(&first.value) => end = Slot(end.0 + 1),
-                    _ => break,
-                }
-            }
-            let mut refs = first
-                .value
-                .refs(usize::try_from(end.0 - slot.0).unwrap_or(0));
-            while slot < end {
-                let (Some(a), Some(r)) = (self.get(slot), refs.next()) else {
+            let same = |a: &Option<Accepted>| matches!(a, Some(a) if a.value.shares(&first.value));
+            let run = 1 + scan.take_while(|a| same(a)).count();
+            let mut refs = first.value.refs(run);
+            for a in rest.by_ref().take(run) {
+                let (Some(a), Some(r)) = (a, refs.next()) else {
                     return slot;
                 };
                 f(slot, a.value.with_ref(r));
@@ -128,6 +128,33 @@ impl SlotLog {
             }
         }
         slot
+    }
+
+    /// The first slot of `from..to` not held accepted at `ballot` (`to` if all are).
+    pub(crate) fn first_not_at(&self, from: Slot, to: Slot, ballot: Ballot) -> Slot {
+        let held = self
+            .range(from, to)
+            .take_while(|a| matches!(a, Some(a) if a.ballot == ballot))
+            .count();
+        Slot(from.0 + held as u64)
+    }
+
+    /// The positions of slots `from..to` that lie in the log (empty if `from` does not).
+    fn range(
+        &self,
+        from: Slot,
+        to: Slot,
+    ) -> std::collections::vec_deque::Iter<'_, Option<Accepted>> {
+        let skip = from
+            .0
+            .checked_sub(self.start.0)
+            .and_then(|s| usize::try_from(s).ok())
+            .unwrap_or(usize::MAX)
+            .min(self.slots.len());
+        let want = usize::try_from(to.0.saturating_sub(from.0))
+            .unwrap_or(usize::MAX)
+            .min(self.slots.len() - skip);
+        self.slots.range(skip..skip + want)
     }
 
     /// Every entry held at slots `>= from`, in slot order.
