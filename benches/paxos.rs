@@ -15,7 +15,9 @@
 //! leader's decided point (`chosen` / `get_decided_idx`), omnipaxos `tick()`s every 10 ms of
 //! wall time, and after each iteration both forget what every node has decided (`compact` /
 //! `trim`) to keep memory flat. paxwal's replicas also emit an `Apply` per slot, which the
-//! harness drops; the omnipaxos harness does not read its decided entries.
+//! harness drops; the omnipaxos harness does not read its decided entries unless
+//! `PAXOS_BENCH_OMNI_APPLY=1` (then every node's are read each round with
+//! `read_decided_suffix`, as an application applying them would).
 //!
 //! After criterion's own report the bench prints a table of the median throughput per
 //! configuration, paxwal against omnipaxos, from the same run:
@@ -255,6 +257,9 @@ mod omni {
         proposed: u64,
         in_flight: u64,
         last_tick: Instant,
+        /// `PAXOS_BENCH_OMNI_APPLY`: read the decided entries on every node (not by default).
+        apply: bool,
+        read: Vec<usize>,
     }
 
     impl Cluster {
@@ -288,6 +293,8 @@ mod omni {
                 proposed: 0,
                 in_flight,
                 last_tick: Instant::now(),
+                apply: std::env::var_os("PAXOS_BENCH_OMNI_APPLY").is_some(),
+                read: vec![0; 3],
             };
             loop {
                 for n in &mut c.nodes {
@@ -311,6 +318,14 @@ mod omni {
                 for m in self.buf.drain(..) {
                     let to = (m.get_receiver() - 1) as usize;
                     self.nodes[to].handle_incoming(m);
+                }
+            }
+            if self.apply {
+                // As an application would: read every node's newly decided entries.
+                for (node, read) in self.nodes.iter().zip(&mut self.read) {
+                    if let Some(entries) = node.read_decided_suffix(*read) {
+                        *read += entries.len();
+                    }
                 }
             }
         }
