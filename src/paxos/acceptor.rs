@@ -74,11 +74,19 @@ impl Replica {
         let mut stored: Option<(Slot, Slot)> = None;
         // One record a value, and room for the Chosen record that may follow.
         self.records.reserve(values.len() + 1);
-        // Our log's handles of the values (one atomic increment per shared array); the
-        // message's own go into the persist records.
-        let mut logged = std::mem::take(&mut self.scratch);
-        Value::clone_all_into(&values, &mut logged);
-        for (i, (value, logged)) in values.into_iter().zip(logged.drain(..)).enumerate() {
+        // The message's handles go into the persist records; our log's are counted with one
+        // atomic increment when every value shares one command array (a leader's flush), else
+        // one each.
+        let shared = values
+            .first()
+            .filter(|v0| values.iter().all(|v| v.shares(v0)))
+            .cloned();
+        let mut refs = shared.as_ref().map(|v0| v0.refs(values.len()));
+        for (i, value) in values.into_iter().enumerate() {
+            let logged = match refs.as_mut().and_then(Iterator::next) {
+                Some(r) => value.with_ref(r),
+                None => value.clone(),
+            };
             let slot = Slot(first.0.saturating_add(i as u64));
             if slot < self.log.start() {
                 continue; // compacted: chosen and applied long ago
@@ -103,8 +111,8 @@ impl Replica {
             }));
             stored = Some((stored.map_or(slot, |s| s.0), Slot(slot.0 + 1)));
         }
-        // Handles not stored (compacted or out-of-range slots) were dropped by the drain.
-        self.scratch = logged;
+        // References not taken (compacted or out-of-range slots) are given back here.
+        drop(refs);
         if raised && stored.is_none() {
             // Nothing stored carries the new promise: record it, or a later Promise reply for
             // this ballot could leave before the promise is durable.

@@ -124,13 +124,6 @@ impl Value {
     #[cfg(test)]
     pub(crate) fn clone_all(values: &[Value]) -> Vec<Value> {
         let mut out = Vec::with_capacity(values.len());
-        Value::clone_all_into(values, &mut out);
-        out
-    }
-
-    /// [`Value::clone_all`], appending to `out`.
-    pub(crate) fn clone_all_into(values: &[Value], out: &mut Vec<Value>) {
-        out.reserve(values.len());
         let mut i = 0;
         while let Some(first) = values.get(i) {
             let run = values[i..].iter().take_while(|v| v.shares(first)).count();
@@ -143,6 +136,7 @@ impl Value {
             }
             i += run;
         }
+        out
     }
 
     /// Drops every value, for one atomic decrement per run of consecutive values that share

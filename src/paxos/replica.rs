@@ -65,8 +65,6 @@ pub struct Replica {
     pub(crate) waiting: VecDeque<(u64, Message)>,
     pub(crate) sends: Vec<Action>,
     pub(crate) other: Vec<Action>,
-    /// Reused buffer for the log's handles of an Accept's values.
-    pub(crate) scratch: Vec<Value>,
 }
 
 impl Replica {
@@ -124,7 +122,6 @@ impl Replica {
             durable_token: 0,
             waiting: VecDeque::new(),
             sends: Vec::new(),
-            scratch: Vec::new(),
             other: Vec::new(),
             cfg,
         })
