@@ -109,20 +109,20 @@ impl SlotLog {
     /// The handles of a run of slots whose values share a command array are counted with one
     /// atomic increment.
     pub(crate) fn each_value(&self, from: Slot, to: Slot, mut f: impl FnMut(Slot, Value)) -> Slot {
-        let mut rest = self.range(from, to);
+        let mut rest = self.range(from, to).peekable();
         let mut slot = from;
-        loop {
-            let mut scan = rest.clone();
-            let Some(Some(first)) = scan.next() else {
-                break;
-            };
-            let same = |a: &Option<Accepted>| matches!(a, Some(a) if a.value.shares(&first.value));
-            let run = 1 + scan.take_while(|a| same(a)).count();
-            let mut refs = first.value.refs(run);
-            for a in rest.by_ref().take(run) {
-                let (Some(a), Some(r)) = (a, refs.next()) else {
-                    return slot;
+        while let Some(Some(first)) = rest.peek().copied() {
+            // Count references for the whole rest at once; those not taken (another array
+            // or a hole comes first) are given back when `refs` drops.
+            let mut refs = first.value.refs(rest.len());
+            while let Some(Some(a)) = rest.peek().copied() {
+                if !a.value.shares(&first.value) {
+                    break;
+                }
+                let Some(r) = refs.next() else {
+                    break;
                 };
+                rest.next();
                 f(slot, a.value.with_ref(r));
                 slot = Slot(slot.0 + 1);
             }
