@@ -286,6 +286,9 @@ impl Replica {
     /// [`take_actions`](Self::take_actions), appending to `out` (which keeps its allocation
     /// from one call to the next, so a runtime can reuse one buffer).
     pub fn take_actions_into(&mut self, out: &mut Vec<Action>) {
+        if self.idle() {
+            return;
+        }
         self.leader_flush();
         // A leader writes its chosen point with the next persist that carries other records
         // (its next proposals) or at its next heartbeat, not in a persist of its own: nothing
@@ -315,6 +318,22 @@ impl Replica {
         self.serve_reads();
         out.append(&mut self.other);
         self.check_invariants();
+    }
+
+    /// Nothing to hand over and nothing a flush would do (a cheap early answer for a runtime
+    /// that asks often).
+    fn idle(&self) -> bool {
+        self.records.is_empty()
+            && self.sends.is_empty()
+            && self.other.is_empty()
+            && self.applied == self.chosen
+            && self.chosen == self.chosen_recorded
+            && self.leader.as_ref().is_none_or(|l| {
+                l.batcher.len() == 0
+                    && l.run.is_none()
+                    && l.read_round == l.read_round_sent
+                    && l.reads.is_empty()
+            })
     }
 
     /// The log-pointer invariant: `log_start <= applied <= chosen <= log_end`, and on the
