@@ -310,11 +310,13 @@ impl Replica {
             });
         }
         out.append(&mut self.sends);
-        self.applied = self
-            .log
-            .each_value(self.applied, self.chosen, |slot, value| {
-                out.push(Action::Apply { slot, value });
-            });
+        if self.applied < self.chosen {
+            self.applied = self
+                .log
+                .each_value(self.applied, self.chosen, |slot, value| {
+                    out.push(Action::Apply { slot, value });
+                });
+        }
         self.serve_reads();
         out.append(&mut self.other);
         self.check_invariants();
