@@ -72,7 +72,21 @@ impl Replica {
             self.follow(ballot);
         }
         let mut stored: Option<(Slot, Slot)> = None;
+        // One record a value, and room for the Chosen record that may follow.
+        self.records.reserve(values.len() + 1);
+        // The message's handles go into the persist records; our log's are counted with one
+        // atomic increment when every value shares one command array (a leader's flush), else
+        // one each.
+        let shared = values
+            .first()
+            .filter(|v0| values.iter().all(|v| v.shares(v0)))
+            .cloned();
+        let mut refs = shared.as_ref().map(|v0| v0.refs(values.len()));
         for (i, value) in values.into_iter().enumerate() {
+            let logged = match refs.as_mut().and_then(Iterator::next) {
+                Some(r) => value.with_ref(r),
+                None => value.clone(),
+            };
             let slot = Slot(first.0.saturating_add(i as u64));
             if slot < self.log.start() {
                 continue; // compacted: chosen and applied long ago
@@ -89,7 +103,7 @@ impl Replica {
             {
                 self.records.push(StoreRecord::TruncateAfter(cut));
             }
-            self.log.put(slot, ballot, value.clone());
+            self.log.put(slot, ballot, logged);
             self.records.push(StoreRecord::Accept(Entry {
                 slot,
                 ballot,
@@ -97,6 +111,8 @@ impl Replica {
             }));
             stored = Some((stored.map_or(slot, |s| s.0), Slot(slot.0 + 1)));
         }
+        // References not taken (compacted or out-of-range slots) are given back here.
+        drop(refs);
         if raised && stored.is_none() {
             // Nothing stored carries the new promise: record it, or a later Promise reply for
             // this ballot could leave before the promise is durable.
@@ -165,11 +181,8 @@ impl Replica {
         if self.leader.is_some() {
             return;
         }
-        while self.chosen < commit {
-            match self.log.get(self.chosen) {
-                Some(a) if a.ballot == ballot => self.chosen = Slot(self.chosen.0 + 1),
-                _ => break,
-            }
+        if self.chosen < commit {
+            self.chosen = self.log.first_not_at(self.chosen, commit, ballot);
         }
     }
 }

@@ -45,8 +45,15 @@ pub(crate) struct Leader {
     pub(crate) self_acks: VecDeque<(u64, Slot)>,
     pub(crate) self_durable_end: Slot,
     pub(crate) batcher: Batcher,
-    /// Proposals made since the last flush, to send as one Accept: `(first slot, values)`.
-    pub(crate) run: Option<(Slot, Vec<Value>)>,
+    /// Proposals made since the last flush, to send as one Accept per peer: `(first slot,
+    /// values for each peer in member order)`.
+    pub(crate) run: Option<(Slot, Vec<Vec<Value>>)>,
+    /// Slots the current flush may propose (capacity for `run`).
+    pub(crate) run_hint: usize,
+    /// The outer list of the last `run`, kept to be reused.
+    pub(crate) spare_run: Vec<Vec<Value>>,
+    /// The flush's cut of queued commands into slots (kept to be reused).
+    pub(crate) cuts: Vec<usize>,
     pub(crate) heartbeat_elapsed: u32,
     pub(crate) quorum_check_elapsed: u32,
     /// Peers heard from since the last quorum check.
@@ -83,6 +90,9 @@ impl Replica {
             self_durable_end: c.from,
             batcher: Batcher::default(),
             run: None,
+            run_hint: 0,
+            spare_run: Vec::new(),
+            cuts: Vec::new(),
             heartbeat_elapsed: 0,
             quorum_check_elapsed: 0,
             heard: VoteSet::default(),
@@ -111,13 +121,28 @@ impl Replica {
     /// Proposes `value` at the next slot: accept it locally (persist) and queue it for the
     /// Accept sent to every peer at the next flush.
     fn propose_value(&mut self, value: Value) {
+        let copies = 1 + self.members.len();
+        self.propose_copies(&mut value.clones(copies));
+    }
+
+    /// Proposes the next slot with handles of its value from `copies`: one for our log, one
+    /// for the persist record, one for each peer's Accept (in member order). Does nothing if
+    /// `copies` holds fewer.
+    fn propose_copies(&mut self, copies: &mut impl ExactSizeIterator<Item = Value>) {
+        let peers = self.members.len() - 1;
         let token = self.pending_token();
         let Some(l) = self.leader.as_mut() else {
             return;
         };
+        if copies.len() < 2 + peers {
+            return;
+        }
+        let (Some(logged), Some(recorded)) = (copies.next(), copies.next()) else {
+            return;
+        };
         let slot = l.next_slot;
         l.next_slot = Slot(slot.0 + 1);
-        let bytes = value.size_bytes();
+        let bytes = logged.size_bytes();
         l.window.push_back(InFlight {
             votes: VoteSet::default(),
             bytes,
@@ -128,52 +153,100 @@ impl Replica {
             Some((t, end)) if *t == token => *end = l.next_slot,
             _ => l.self_acks.push_back((token, l.next_slot)),
         }
-        match &mut l.run {
-            Some((_, values)) => values.push(value.clone()),
-            None => l.run = Some((slot, vec![value.clone()])),
+        let hint = l.run_hint;
+        let run = l.run.get_or_insert_with(|| {
+            let mut values = std::mem::take(&mut l.spare_run);
+            values.resize_with(peers, Vec::new);
+            for v in &mut values {
+                v.reserve(hint);
+            }
+            (slot, values)
+        });
+        for (values, v) in run.1.iter_mut().zip(copies) {
+            values.push(v);
         }
         let ballot = l.ballot;
-        self.log.put(slot, ballot, value.clone());
+        self.log.put(slot, ballot, logged);
         self.records.push(StoreRecord::Accept(Entry {
             slot,
             ballot,
-            value,
+            value: recorded,
         }));
     }
 
     /// Packs queued commands into slots while the window has room, sends this flush's Accepts
-    /// and any read round that still has to go out.
+    /// and any read round that still has to go out. Every slot of one flush is a view of one
+    /// command array, and its handles are counted with one atomic increment.
     pub(crate) fn leader_flush(&mut self) {
-        loop {
-            let Some(l) = self.leader.as_mut() else {
-                return;
-            };
-            let in_flight = l.window.len();
-            if in_flight >= self.cfg.window_slots_max
-                || (in_flight > 0 && l.inflight_bytes >= self.cfg.window_bytes_max)
-            {
-                break;
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        let (slots_max, bytes_max) = (self.cfg.window_slots_max, self.cfg.window_bytes_max);
+        let (mut in_flight, in_flight_bytes) = (l.window.len(), l.inflight_bytes);
+        let mut cuts = std::mem::take(&mut l.cuts);
+        l.batcher.plan(
+            &mut cuts,
+            self.cfg.batch_commands_max,
+            self.cfg.batch_bytes_max,
+            |planned_bytes| {
+                let room = in_flight < slots_max
+                    && (in_flight == 0
+                        || in_flight_bytes.saturating_add(planned_bytes) < bytes_max);
+                in_flight += usize::from(room);
+                room
+            },
+        );
+        if !cuts.is_empty() {
+            let total = cuts.iter().sum();
+            let shared = l.batcher.take(total);
+            l.run_hint = cuts.len();
+            // One record a slot, and room for the Chosen record that usually follows.
+            self.records.reserve(cuts.len() + 1);
+            let copies = 1 + self.members.len();
+            let mut refs = shared.clones(cuts.len() * copies);
+            let mut start = 0u32;
+            for &n in &cuts {
+                let len = u32::try_from(n).unwrap_or(u32::MAX);
+                let mut slot_refs = refs
+                    .by_ref()
+                    .take(copies)
+                    .map(|r| Value::from_parts(r, start, len));
+                self.propose_copies(&mut slot_refs);
+                start = start.saturating_add(len);
             }
-            let Some(batch) = l
-                .batcher
-                .next_batch(self.cfg.batch_commands_max, self.cfg.batch_bytes_max)
-            else {
-                break;
-            };
-            self.propose_value(Value::new(batch));
         }
         let Some(l) = self.leader.as_mut() else {
             return;
         };
+        cuts.clear();
+        l.cuts = cuts;
         let ballot = l.ballot;
-        if let Some((first, values)) = l.run.take() {
+        if let Some((first, mut per_peer)) = l.run.take() {
             let commit = self.chosen;
-            self.send_to_peers(|| Body::Accept {
-                ballot,
-                first,
-                values: values.clone(),
-                commit,
-            });
+            let mut each = per_peer.iter_mut();
+            for i in 0..self.members.len() {
+                if i == self.me {
+                    continue;
+                }
+                let Some(values) = each.next() else {
+                    break;
+                };
+                let values = std::mem::take(values);
+                let to = self.members[i];
+                self.send(
+                    to,
+                    Body::Accept {
+                        ballot,
+                        first,
+                        values,
+                        commit,
+                    },
+                );
+            }
+            // Keep the (now empty) per-peer list for the next flush.
+            if let Some(l) = self.leader.as_mut() {
+                l.spare_run = per_peer;
+            }
         }
         let Some(l) = self.leader.as_mut() else {
             return;
@@ -190,15 +263,6 @@ impl Replica {
         }
     }
 
-    fn send_to_peers(&mut self, mut body: impl FnMut() -> Body) {
-        for i in 0..self.members.len() {
-            if i != self.me {
-                let to = self.members[i];
-                self.send(to, body());
-            }
-        }
-    }
-
     /// Phase 2b arrives: count the votes, advance the chosen point.
     pub(crate) fn on_accepted(&mut self, from: usize, ballot: Ballot, first: Slot, end: Slot) {
         let Some(l) = self.leader.as_mut() else {
@@ -210,8 +274,9 @@ impl Replica {
         l.heard.insert(from);
         let lo = first.max(l.base).0;
         let hi = end.min(l.next_slot).0;
-        for s in lo..hi {
-            if let Some(f) = l.window.get_mut((s - l.base.0) as usize) {
+        if lo < hi {
+            let (a, b) = ((lo - l.base.0) as usize, (hi - l.base.0) as usize);
+            for f in l.window.range_mut(a..b.min(l.window.len())) {
                 f.votes.insert(from);
             }
         }
@@ -270,6 +335,7 @@ impl Replica {
         };
         if l.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             l.heartbeat_elapsed = 0;
+            self.chosen_due = true;
             let (ballot, read_round, commit) = (l.ballot, l.read_round_sent, self.chosen);
             self.broadcast(Body::Heartbeat {
                 ballot,

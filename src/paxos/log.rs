@@ -58,14 +58,25 @@ impl SlotLog {
     /// Stores `value` accepted at `ballot` for `slot`, replacing what the slot held. Returns
     /// false (storing nothing) if the slot is not [`storable`](Self::storable).
     pub(crate) fn put(&mut self, slot: Slot, ballot: Ballot, value: Value) -> bool {
+        // The common case first: the next slot after the highest held.
+        if slot == self.end() && (self.slots.len() as u64) < SLOTS_AHEAD_MAX {
+            self.slots.push_back(Some(Accepted { ballot, value }));
+            return true;
+        }
         if !self.storable(slot) {
             return false;
         }
         let i = (slot.0 - self.start.0) as usize;
-        if i >= self.slots.len() {
-            self.slots.resize(i + 1, None);
+        let accepted = Some(Accepted { ballot, value });
+        match i.cmp(&self.slots.len()) {
+            // The common case: the next slot after the highest held.
+            std::cmp::Ordering::Equal => self.slots.push_back(accepted),
+            std::cmp::Ordering::Less => self.slots[i] = accepted,
+            std::cmp::Ordering::Greater => {
+                self.slots.resize(i, None);
+                self.slots.push_back(accepted);
+            }
         }
-        self.slots[i] = Some(Accepted { ballot, value });
         true
     }
 
@@ -85,12 +96,65 @@ impl SlotLog {
             return;
         }
         let n = below.0 - self.start.0;
-        if n >= self.slots.len() as u64 {
-            self.slots.clear();
-        } else {
-            self.slots.drain(..n as usize);
-        }
+        let n = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(self.slots.len());
+        // One atomic decrement per run of values that share a command array.
+        Value::drop_all(self.slots.drain(..n).flatten().map(|a| a.value));
         self.start = below;
+    }
+
+    /// Calls `f(slot, value)` with a handle of the value held at each slot of `from..to`, in
+    /// order, up to the first slot not held; returns the slot after the last one visited.
+    /// The handles of a run of slots whose values share a command array are counted with one
+    /// atomic increment.
+    pub(crate) fn each_value(&self, from: Slot, to: Slot, mut f: impl FnMut(Slot, Value)) -> Slot {
+        let mut rest = self.range(from, to).peekable();
+        let mut slot = from;
+        while let Some(Some(first)) = rest.peek().copied() {
+            // Count references for the whole rest at once; those not taken (another array
+            // or a hole comes first) are given back when `refs` drops.
+            let mut refs = first.value.refs(rest.len());
+            while let Some(Some(a)) = rest.peek().copied() {
+                if !a.value.shares(&first.value) {
+                    break;
+                }
+                let Some(r) = refs.next() else {
+                    break;
+                };
+                rest.next();
+                f(slot, a.value.with_ref(r));
+                slot = Slot(slot.0 + 1);
+            }
+        }
+        slot
+    }
+
+    /// The first slot of `from..to` not held accepted at `ballot` (`to` if all are).
+    pub(crate) fn first_not_at(&self, from: Slot, to: Slot, ballot: Ballot) -> Slot {
+        let held = self
+            .range(from, to)
+            .take_while(|a| matches!(a, Some(a) if a.ballot == ballot))
+            .count();
+        Slot(from.0 + held as u64)
+    }
+
+    /// The positions of slots `from..to` that lie in the log (empty if `from` does not).
+    fn range(
+        &self,
+        from: Slot,
+        to: Slot,
+    ) -> std::collections::vec_deque::Iter<'_, Option<Accepted>> {
+        let skip = from
+            .0
+            .checked_sub(self.start.0)
+            .and_then(|s| usize::try_from(s).ok())
+            .unwrap_or(usize::MAX)
+            .min(self.slots.len());
+        let want = usize::try_from(to.0.saturating_sub(from.0))
+            .unwrap_or(usize::MAX)
+            .min(self.slots.len() - skip);
+        self.slots.range(skip..skip + want)
     }
 
     /// Every entry held at slots `>= from`, in slot order.
@@ -125,7 +189,62 @@ impl SlotLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paxos::shared::Shared;
+    use crate::paxos::Command;
     use crate::types::NodeId;
+
+    fn cmd(seq: u64) -> Command {
+        Command {
+            client: 7,
+            seq,
+            payload: vec![seq as u8],
+        }
+    }
+
+    // Views of one shared array (as a leader's flush makes them), separate values and holes:
+    // each_value hands out each slot's own commands, stops at a hole, and compaction gives every
+    // reference back.
+    #[test]
+    fn shared_runs_are_handed_out_and_released_per_slot() {
+        let b = Ballot::new(1, NodeId(1));
+        let shared = Shared::new((0..4).map(cmd).collect());
+        let mut log = SlotLog::new(Slot(0));
+        let mut refs = shared.clones(3);
+        for (slot, (start, len)) in [(0, (0, 1)), (1, (1, 2)), (2, (3, 1))] {
+            let r = refs.next().expect("three counted");
+            assert!(log.put(Slot(slot), b, Value::from_parts(r, start, len)));
+        }
+        drop(refs);
+        log.put(Slot(3), b, Value::new(vec![cmd(9)]));
+        log.put(Slot(5), b, Value::new(vec![cmd(10)]));
+        assert_eq!(shared.refs(), 4);
+        let mut seen = Vec::new();
+        let next = log.each_value(Slot(0), Slot(6), |slot, v| {
+            seen.push((
+                slot.0,
+                v.commands().iter().map(|c| c.seq).collect::<Vec<_>>(),
+            ));
+        });
+        assert_eq!(next, Slot(4), "stops at the hole");
+        assert_eq!(
+            seen,
+            vec![(0, vec![0]), (1, vec![1, 2]), (2, vec![3]), (3, vec![9])]
+        );
+        assert_eq!(shared.refs(), 4, "the handed-out values were dropped");
+        let held: Vec<Value> = [1, 2]
+            .map(|s| log.get(Slot(s)).expect("held").value.clone())
+            .into();
+        let copies = Value::clone_all(&held);
+        assert_eq!(shared.refs(), 8);
+        assert_eq!(copies, held);
+        Value::drop_all(copies.into_iter().chain(held));
+        assert_eq!(shared.refs(), 4);
+        log.compact(Slot(2));
+        assert_eq!(shared.refs(), 2);
+        log.compact(Slot(6));
+        assert_eq!(shared.refs(), 1);
+        assert_eq!(log.each_value(Slot(6), Slot(9), |_, _| {}), Slot(6));
+    }
 
     #[test]
     fn holes_replacement_compaction_and_bounds() {

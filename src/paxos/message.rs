@@ -4,9 +4,9 @@
 //!
 //! [`Replica`]: super::Replica
 
-use std::sync::Arc;
-
 use crate::types::{Ballot, NodeId, Slot};
+
+use super::shared::{Clones, Shared};
 
 /// A client command. `(client, seq)` identifies it across retries; see [`Sessions`] for the
 /// exactly-once rule the state machine applies.
@@ -35,13 +35,27 @@ impl Command {
 /// The value of one slot: a batch of client commands, shared (cheap to clone, so the same
 /// value can go to every peer without copying). An empty batch is a no-op (what a new leader
 /// proposes for a hole in the log).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Value(Arc<Vec<Command>>);
+///
+/// A value is a view of a shared, reference-counted command array: a leader packs the
+/// commands of every slot it proposes in one flush into one array, so proposing costs one
+/// allocation per flush, and the core takes or gives back the references of a run of such
+/// slots with one atomic operation (see `shared.rs`). Equality compares the commands.
+#[derive(Clone)]
+pub struct Value {
+    shared: Shared,
+    start: u32,
+    len: u32,
+}
 
 impl Value {
-    /// A batch of commands.
+    /// A batch of commands (at most `u32::MAX`).
     pub fn new(commands: Vec<Command>) -> Value {
-        Value(Arc::new(commands))
+        let len = u32::try_from(commands.len()).unwrap_or_else(|_| panic!("too many commands"));
+        Value {
+            shared: Shared::new(commands),
+            start: 0,
+            len,
+        }
     }
 
     /// The no-op value (an empty batch).
@@ -51,17 +65,115 @@ impl Value {
 
     /// True for the no-op value.
     pub fn is_noop(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
     /// The commands in this batch, in the order they are to be applied.
     pub fn commands(&self) -> &[Command] {
-        &self.0
+        let start = self.start as usize;
+        &self.shared.commands()[start..start + self.len as usize]
     }
 
     /// The bytes this value counts for against the window byte cap.
     pub fn size_bytes(&self) -> usize {
-        4 + self.0.iter().map(Command::size_bytes).sum::<usize>()
+        4 + self
+            .commands()
+            .iter()
+            .map(Command::size_bytes)
+            .sum::<usize>()
+    }
+
+    /// The value of commands `start..start + len` of `shared` (a range the caller checked).
+    pub(crate) fn from_parts(shared: Shared, start: u32, len: u32) -> Value {
+        debug_assert!(start as usize + len as usize <= shared.commands().len());
+        Value { shared, start, len }
+    }
+
+    /// `n` more handles of this value, for one atomic increment.
+    pub(crate) fn clones(&self, n: usize) -> impl ExactSizeIterator<Item = Value> + '_ {
+        let (start, len) = (self.start, self.len);
+        self.shared
+            .clones(n)
+            .map(move |shared| Value { shared, start, len })
+    }
+
+    /// `n` more references to this value's command array, for one atomic increment (see
+    /// [`Value::with_ref`]).
+    pub(crate) fn refs(&self, n: usize) -> Clones<'_> {
+        self.shared.clones(n)
+    }
+
+    /// A value with this one's commands that holds `r`, a reference to this value's array
+    /// or to another that shares it.
+    pub(crate) fn with_ref(&self, r: Shared) -> Value {
+        debug_assert!(r.same(&self.shared));
+        Value {
+            shared: r,
+            start: self.start,
+            len: self.len,
+        }
+    }
+
+    /// True if both are views of the same command array.
+    pub(crate) fn shares(&self, other: &Value) -> bool {
+        self.shared.same(&other.shared)
+    }
+
+    /// A handle of each of `values`, in order, for one atomic increment per run of
+    /// consecutive values that share an array.
+    #[cfg(test)]
+    pub(crate) fn clone_all(values: &[Value]) -> Vec<Value> {
+        let mut out = Vec::with_capacity(values.len());
+        let mut i = 0;
+        while let Some(first) = values.get(i) {
+            let run = values[i..].iter().take_while(|v| v.shares(first)).count();
+            let mut refs = first.shared.clones(run);
+            for v in &values[i..i + run] {
+                let Some(shared) = refs.next() else {
+                    break;
+                };
+                out.push(Value::from_parts(shared, v.start, v.len));
+            }
+            i += run;
+        }
+        out
+    }
+
+    /// Drops every value, for one atomic decrement per run of consecutive values that share
+    /// an array.
+    pub(crate) fn drop_all(values: impl IntoIterator<Item = Value>) {
+        let mut run: Option<(Shared, usize)> = None;
+        for v in values {
+            match &mut run {
+                Some((first, extra)) if first.same(&v.shared) => {
+                    // Given back below, with the run's first reference.
+                    std::mem::forget(v);
+                    *extra += 1;
+                }
+                _ => {
+                    if let Some((first, extra)) = run.replace((v.shared, 0)) {
+                        first.release(extra);
+                    }
+                }
+            }
+        }
+        if let Some((first, extra)) = run {
+            first.release(extra);
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.commands() == other.commands()
+    }
+}
+
+impl Eq for Value {}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Value").field(&self.commands()).finish()
     }
 }
 

@@ -63,6 +63,7 @@ mod quorum;
 mod replica;
 mod rng;
 mod session;
+mod shared;
 
 #[cfg(test)]
 mod tests;

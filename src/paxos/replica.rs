@@ -41,6 +41,8 @@ pub struct Replica {
     pub(crate) chosen: Slot,
     pub(crate) applied: Slot,
     pub(crate) chosen_recorded: Slot,
+    /// The leader's heartbeat came: record the chosen point even without other records.
+    pub(crate) chosen_due: bool,
 
     // Election.
     pub(crate) role: Role,
@@ -62,7 +64,6 @@ pub struct Replica {
     /// Replies waiting for a persist: `(token, message)`, tokens non-decreasing.
     pub(crate) waiting: VecDeque<(u64, Message)>,
     pub(crate) sends: Vec<Action>,
-    pub(crate) applies: Vec<Action>,
     pub(crate) other: Vec<Action>,
 }
 
@@ -106,6 +107,7 @@ impl Replica {
             chosen,
             applied: state.snapshot,
             chosen_recorded: chosen,
+            chosen_due: false,
             role: Role::Follower,
             leader_hint: None,
             round_seen: promised.round,
@@ -120,7 +122,6 @@ impl Replica {
             durable_token: 0,
             waiting: VecDeque::new(),
             sends: Vec::new(),
-            applies: Vec::new(),
             other: Vec::new(),
             cfg,
         })
@@ -277,9 +278,30 @@ impl Replica {
     /// [`Action::Send`]s, then [`Action::Apply`]s in slot order, then read results and hints.
     /// Proposals queued since the last call are packed into slots here.
     pub fn take_actions(&mut self) -> Vec<Action> {
-        self.flush();
-        let mut out =
-            Vec::with_capacity(1 + self.sends.len() + self.applies.len() + self.other.len());
+        let mut out = Vec::new();
+        self.take_actions_into(&mut out);
+        out
+    }
+
+    /// [`take_actions`](Self::take_actions), appending to `out` (which keeps its allocation
+    /// from one call to the next, so a runtime can reuse one buffer).
+    pub fn take_actions_into(&mut self, out: &mut Vec<Action>) {
+        if self.idle() {
+            return;
+        }
+        self.leader_flush();
+        // A leader writes its chosen point with the next persist that carries other records
+        // (its next proposals) or at its next heartbeat, not in a persist of its own: nothing
+        // waits for that record (Applies do not); it only spares re-learning after a crash.
+        let deferred = self.leader.is_some() && self.records.is_empty() && !self.chosen_due;
+        if self.chosen > self.chosen_recorded && !deferred {
+            self.chosen_due = false;
+            self.records
+                .push(StoreRecord::Chosen { up_to: self.chosen });
+            self.chosen_recorded = self.chosen;
+        }
+        let applies = usize::try_from(self.chosen.0.saturating_sub(self.applied.0)).unwrap_or(0);
+        out.reserve(1 + self.sends.len() + applies + self.other.len());
         if !self.records.is_empty() {
             self.last_token += 1;
             out.push(Action::Persist {
@@ -288,30 +310,32 @@ impl Replica {
             });
         }
         out.append(&mut self.sends);
-        out.append(&mut self.applies);
-        out.append(&mut self.other);
-        out
-    }
-
-    fn flush(&mut self) {
-        self.leader_flush();
-        if self.chosen > self.chosen_recorded {
-            self.records
-                .push(StoreRecord::Chosen { up_to: self.chosen });
-            self.chosen_recorded = self.chosen;
-        }
-        while self.applied < self.chosen {
-            let Some(a) = self.log.get(self.applied) else {
-                break;
-            };
-            self.applies.push(Action::Apply {
-                slot: self.applied,
-                value: a.value.clone(),
-            });
-            self.applied = Slot(self.applied.0 + 1);
+        if self.applied < self.chosen {
+            self.applied = self
+                .log
+                .each_value(self.applied, self.chosen, |slot, value| {
+                    out.push(Action::Apply { slot, value });
+                });
         }
         self.serve_reads();
+        out.append(&mut self.other);
         self.check_invariants();
+    }
+
+    /// Nothing to hand over and nothing a flush would do (a cheap early answer for a runtime
+    /// that asks often).
+    fn idle(&self) -> bool {
+        self.records.is_empty()
+            && self.sends.is_empty()
+            && self.other.is_empty()
+            && self.applied == self.chosen
+            && self.chosen == self.chosen_recorded
+            && self.leader.as_ref().is_none_or(|l| {
+                l.batcher.len() == 0
+                    && l.run.is_none()
+                    && l.read_round == l.read_round_sent
+                    && l.reads.is_empty()
+            })
     }
 
     /// The log-pointer invariant: `log_start <= applied <= chosen <= log_end`, and on the
