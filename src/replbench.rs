@@ -262,6 +262,11 @@ pub struct RunStats {
     pub fsyncs: u64,
     /// Pump rounds.
     pub rounds: u64,
+    /// Median time from `propose` to commit on the leader, µs (sampled: one command per pump
+    /// round).
+    pub commit_p50_us: f64,
+    /// 99th percentile of the same, µs.
+    pub commit_p99_us: f64,
 }
 
 impl Cluster {
@@ -427,6 +432,9 @@ impl Cluster {
         let mut rounds = 0u64;
         let mut last_progress = Instant::now();
         let mut last_committed = self.committed;
+        // One sampled command per pump round that proposed: (its seq, when proposed).
+        let mut sampled: std::collections::VecDeque<(u64, Instant)> = Default::default();
+        let mut latencies: Vec<u64> = Vec::new();
         while self.committed < target {
             let leader = &mut self.nodes[self.leader].replica;
             if leader.role() != Role::Leader {
@@ -445,7 +453,20 @@ impl Cluster {
                     .map_err(|e| Error::Invalid(e.to_string()))?;
                 self.proposed += 1;
             }
+            if sampled
+                .back()
+                .is_none_or(|&(seq, _)| seq + 1 < self.proposed)
+            {
+                sampled.push_back((self.proposed - 1, Instant::now()));
+            }
             let progress = self.round()?;
+            while let Some(&(seq, at)) = sampled.front() {
+                if seq >= self.committed {
+                    break;
+                }
+                latencies.push(at.elapsed().as_nanos() as u64);
+                sampled.pop_front();
+            }
             rounds += 1;
             if self.last_tick.elapsed() >= self.opts.tick {
                 self.last_tick = Instant::now();
@@ -468,12 +489,20 @@ impl Cluster {
                 std::thread::park_timeout(self.opts.tick.min(Duration::from_millis(1)));
             }
         }
+        let seconds = start.elapsed().as_secs_f64();
         let fsyncs: u64 = self.nodes.iter().map(Node::fsyncs).sum();
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((latencies.len().saturating_sub(1)) as f64 * p).round() as usize;
+            latencies.get(i).map_or(0.0, |&ns| ns as f64 / 1000.0)
+        };
         Ok(RunStats {
             commands: n,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds,
             fsyncs: fsyncs - fsyncs0,
             rounds,
+            commit_p50_us: pct(0.5),
+            commit_p99_us: pct(0.99),
         })
     }
 
@@ -561,6 +590,8 @@ pub struct ReplBenchConfig {
     pub warmup: u64,
     /// Measure the raw disk in the same run.
     pub raw: bool,
+    /// Zero-fill new segments (the log's default); false makes sparse segments.
+    pub zero_fill: bool,
 }
 
 /// The benchmark's result.
@@ -589,6 +620,12 @@ pub struct ReplBenchResult {
     pub commands_per_fsync: f64,
     /// Pump rounds per second.
     pub rounds_per_sec: f64,
+    /// Median time from `propose` to commit on the leader, µs.
+    pub commit_p50_us: f64,
+    /// 99th percentile of the same, µs.
+    pub commit_p99_us: f64,
+    /// Whether new segments were zero-filled.
+    pub zero_fill: bool,
     /// Raw `fdatasync` rate of one file after a 4 KiB overwrite, same directory, same run.
     pub raw_fsync_per_sec: f64,
     /// Raw `fdatasync` rate of three files synced concurrently (one thread each), all three
@@ -597,6 +634,10 @@ pub struct ReplBenchResult {
     /// Bytes this process passed to write calls during the measured run (the three logs'
     /// frames and the zero-filling of their new segments; `wchar` of `/proc/self/io`), MiB/s.
     pub written_mib_per_sec: f64,
+    /// Anonymous resident memory of the process at the end of the run, MiB.
+    pub rss_anon_mib: f64,
+    /// File-backed resident memory at the end of the run (mapped segments), MiB.
+    pub rss_file_mib: f64,
     /// Raw sequential write bandwidth (1 MiB writes, one `fdatasync`), same directory, same run.
     pub raw_seq_mib_per_sec: f64,
     /// `written_mib_per_sec / raw_seq_mib_per_sec`.
@@ -714,7 +755,8 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         .dir
         .join(format!("paxwal-replbench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = ClusterOptions::new(cfg.batch, cfg.in_flight);
+    let mut opts = ClusterOptions::new(cfg.batch, cfg.in_flight);
+    opts.wal.zero_fill = cfg.zero_fill;
     let window_slots = opts.window_slots;
     let payload_bytes = opts.payload_bytes;
     let mut cluster = Cluster::open(&dir, opts)?;
@@ -724,11 +766,11 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         }
         let w0 = write_bytes();
         let s = cluster.run(cfg.commands, cfg.in_flight)?;
-        Ok((s, write_bytes().saturating_sub(w0)))
+        Ok((s, write_bytes().saturating_sub(w0), crate::bench::rss_mib()))
     })();
     let closed = cluster.close();
     let _ = std::fs::remove_dir_all(&dir);
-    let (s, written) = result?;
+    let (s, written, (rss_anon_mib, rss_file_mib)) = result?;
     closed?;
     let written_mib_per_sec = div(written as f64 / f64::from(1u32 << 20), s.seconds);
     let commands_per_sec = div(s.commands as f64, s.seconds);
@@ -746,7 +788,12 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         fsyncs_per_sec,
         commands_per_fsync: div(3.0 * s.commands as f64, s.fsyncs as f64),
         rounds_per_sec: div(s.rounds as f64, s.seconds),
+        commit_p50_us: s.commit_p50_us,
+        commit_p99_us: s.commit_p99_us,
+        zero_fill: cfg.zero_fill,
         written_mib_per_sec,
+        rss_anon_mib,
+        rss_file_mib,
         raw_seq_mib_per_sec: raw_seq,
         ratio_write_to_raw_seq: div(written_mib_per_sec, raw_seq),
         raw_fsync_per_sec: raw1,

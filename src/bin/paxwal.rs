@@ -344,7 +344,14 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
         return compare(&dir, a.chart.as_deref());
     }
     if a.paxos {
-        return paxos_bench(&dir, a.in_flight, a.batch, a.entries, !a.no_raw, a.json);
+        return paxos_bench(
+            &dir,
+            a.in_flight,
+            a.batch,
+            a.entries,
+            (!a.no_raw, !a.sparse),
+            a.json,
+        );
     }
     if let Some(mib) = a.reopen_mib {
         let r = bench::reopen(&dir, mib)?;
@@ -479,7 +486,7 @@ fn paxos_bench(
     in_flight: u64,
     batch: usize,
     entries: Option<u64>,
-    raw: bool,
+    (raw, zero_fill): (bool, bool),
     json: bool,
 ) -> Result<u8, Error> {
     let commands = entries.unwrap_or(1_000_000);
@@ -490,6 +497,7 @@ fn paxos_bench(
         commands,
         warmup: (commands / 10).min(100_000),
         raw,
+        zero_fill,
     };
     let r = paxwal::replbench::run(&cfg)?;
     if json {
@@ -498,20 +506,21 @@ fn paxos_bench(
         return Ok(0);
     }
     println!(
-        "paxos: 3 replicas, acceptor stores on one disk (fsync on), {} B commands, {} in flight, at most {} per slot ({} slots in flight)",
+        "paxos: 3 replicas, acceptor stores on one disk (fsync on{}), {} B commands, {} in flight, at most {} per slot ({} slots in flight)",
+        if r.zero_fill { "" } else { ", sparse segments" },
         r.payload_bytes, r.in_flight, r.batch, r.window_slots
     );
     println!(
-        "  {} commands committed in {:.2} s: {:.0} commands/s",
-        r.commands, r.seconds, r.commands_per_sec
+        "  {} commands committed in {:.2} s: {:.0} commands/s; propose to commit p50 {:.0} us, p99 {:.0} us",
+        r.commands, r.seconds, r.commands_per_sec, r.commit_p50_us, r.commit_p99_us
     );
     println!(
         "  {} fdatasyncs over the 3 stores ({:.0}/s), {:.1} commands per fdatasync",
         r.fsyncs, r.fsyncs_per_sec, r.commands_per_fsync
     );
     println!(
-        "  written: {:.0} MiB/s (the three logs' frames and the zero-filling of new segments)",
-        r.written_mib_per_sec
+        "  written: {:.0} MiB/s (the three logs' frames and the zero-filling of new segments); resident: {:.0} MiB anonymous, {:.0} MiB file-backed",
+        r.written_mib_per_sec, r.rss_anon_mib, r.rss_file_mib
     );
     if r.raw_fsync_per_sec > 0.0 {
         println!(
