@@ -48,7 +48,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::paxos::{
-    Action, Command, Config, Message, PersistToken, Replica, Role, StoreRecord, Value,
+    Action, Body, Command, Config, Message, PersistToken, Replica, Role, StoreRecord, Value,
 };
 use crate::store::AcceptorStore;
 use crate::types::{NodeId, Slot};
@@ -245,6 +245,8 @@ pub struct Cluster {
     opts: ClusterOptions,
     proposed: u64,
     committed: u64,
+    slots: u64,
+    accept_values_sent: u64,
     compacted_at: u64,
     applied: Vec<(Slot, Value)>,
     payload: Vec<u8>,
@@ -262,6 +264,10 @@ pub struct RunStats {
     pub fsyncs: u64,
     /// Pump rounds.
     pub rounds: u64,
+    /// Slots committed on the leader.
+    pub slots: u64,
+    /// Slot values the leader sent in Accept messages (2 per slot without retransmission).
+    pub accept_values_sent: u64,
     /// Median time from `propose` to commit on the leader, µs (sampled: one command per pump
     /// round).
     pub commit_p50_us: f64,
@@ -320,6 +326,8 @@ impl Cluster {
             opts,
             proposed: 0,
             committed: 0,
+            slots: 0,
+            accept_values_sent: 0,
             compacted_at: 0,
             applied: Vec::new(),
             last_tick: Instant::now(),
@@ -386,9 +394,17 @@ impl Cluster {
                             n.replica.persisted(token);
                         }
                     }
-                    Action::Send(m) => self.net.push(m),
+                    Action::Send(m) => {
+                        if let Body::Accept { values, .. } = &m.body {
+                            if i == self.leader {
+                                self.accept_values_sent += values.len() as u64;
+                            }
+                        }
+                        self.net.push(m);
+                    }
                     Action::Apply { slot, value } if i == self.leader => {
                         self.committed += value.commands().len() as u64;
+                        self.slots += 1;
                         if check {
                             applied.push(slot);
                         }
@@ -427,6 +443,7 @@ impl Cluster {
     /// (proposed, not yet applied on the leader).
     pub fn run(&mut self, n: u64, in_flight: u64) -> Result<RunStats> {
         let fsyncs0: u64 = self.nodes.iter().map(Node::fsyncs).sum();
+        let (slots0, sent0) = (self.slots, self.accept_values_sent);
         let start = Instant::now();
         let target = self.committed + n;
         let mut rounds = 0u64;
@@ -501,6 +518,8 @@ impl Cluster {
             seconds,
             fsyncs: fsyncs - fsyncs0,
             rounds,
+            slots: self.slots - slots0,
+            accept_values_sent: self.accept_values_sent - sent0,
             commit_p50_us: pct(0.5),
             commit_p99_us: pct(0.99),
         })
@@ -620,6 +639,8 @@ pub struct ReplBenchResult {
     pub commands_per_fsync: f64,
     /// Pump rounds per second.
     pub rounds_per_sec: f64,
+    /// Slot values sent in Accepts per committed slot (2.0: no retransmission).
+    pub accepts_sent_per_slot: f64,
     /// Median time from `propose` to commit on the leader, µs.
     pub commit_p50_us: f64,
     /// 99th percentile of the same, µs.
@@ -788,6 +809,7 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         fsyncs_per_sec,
         commands_per_fsync: div(3.0 * s.commands as f64, s.fsyncs as f64),
         rounds_per_sec: div(s.rounds as f64, s.seconds),
+        accepts_sent_per_slot: div(s.accept_values_sent as f64, s.slots as f64),
         commit_p50_us: s.commit_p50_us,
         commit_p99_us: s.commit_p99_us,
         zero_fill: cfg.zero_fill,

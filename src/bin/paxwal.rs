@@ -515,8 +515,8 @@ fn paxos_bench(
         r.commands, r.seconds, r.commands_per_sec, r.commit_p50_us, r.commit_p99_us
     );
     println!(
-        "  {} fdatasyncs over the 3 stores ({:.0}/s), {:.1} commands per fdatasync",
-        r.fsyncs, r.fsyncs_per_sec, r.commands_per_fsync
+        "  {} fdatasyncs over the 3 stores ({:.0}/s), {:.1} commands per fdatasync; {:.2} Accept values sent per slot (2: none resent)",
+        r.fsyncs, r.fsyncs_per_sec, r.commands_per_fsync, r.accepts_sent_per_slot
     );
     println!(
         "  written: {:.0} MiB/s (the three logs' frames and the zero-filling of new segments); resident: {:.0} MiB anonymous, {:.0} MiB file-backed",
