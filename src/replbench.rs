@@ -37,6 +37,9 @@
 //! grow with the tokens, and a completion acknowledges every token up to it, as the action
 //! contract allows. Any store error stops the run with that error.
 
+#[cfg(feature = "compare-omnipaxos")]
+pub mod omni;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -611,6 +614,9 @@ pub struct ReplBenchConfig {
     pub raw: bool,
     /// Zero-fill new segments (the log's default); false makes sparse segments.
     pub zero_fill: bool,
+    /// Also run omnipaxos 0.2.4 with its RocksDB storage in the same harness, after paxwal
+    /// (needs the `compare-omnipaxos` feature).
+    pub omnipaxos: bool,
 }
 
 /// The benchmark's result.
@@ -667,6 +673,11 @@ pub struct ReplBenchResult {
     pub ratio_commands_to_raw_fsync: f64,
     /// `fsyncs_per_sec / raw_fsync3_per_sec`: how much of the disk's sync rate the stores used.
     pub ratio_fsyncs_to_raw_fsync3: f64,
+    /// omnipaxos 0.2.4 + RocksDB `PersistentStorage`, same harness, same run: commands/s
+    /// (with [`ReplBenchConfig::omnipaxos`]).
+    pub omnipaxos_per_sec: Option<f64>,
+    /// `commands_per_sec` ÷ `omnipaxos_per_sec`.
+    pub ratio_to_omnipaxos: Option<f64>,
     /// The omnipaxos (RocksDB storage) figure quoted for this configuration, if any (not
     /// measured in this run).
     pub omnipaxos_quoted_per_sec: Option<f64>,
@@ -754,7 +765,39 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(500));
 }
 
-/// Runs the benchmark: the raw disk first (then a `sync` and a pause), then the cluster.
+/// omnipaxos in the same harness: commands/s over whole multiples of 65,536 commands (its
+/// pump commits in chunks of that size and trims after each).
+#[cfg(feature = "compare-omnipaxos")]
+fn run_omnipaxos(cfg: &ReplBenchConfig) -> Result<f64> {
+    let dir = cfg
+        .dir
+        .join(format!("paxwal-replbench-omnipaxos-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create dir", &dir, e))?;
+    let chunk = 65_536;
+    let commands = cfg.commands.div_ceil(chunk).max(1) * chunk;
+    let warmup = cfg.warmup.div_ceil(chunk) * chunk;
+    let r = (|| {
+        let mut c = omni::OmniCluster::open(&dir, cfg.batch, 64)?;
+        if warmup > 0 {
+            c.run(warmup, cfg.in_flight)?;
+        }
+        let t = c.run(commands, cfg.in_flight)?;
+        Ok(commands as f64 / t.as_secs_f64())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+#[cfg(not(feature = "compare-omnipaxos"))]
+fn run_omnipaxos(_: &ReplBenchConfig) -> Result<f64> {
+    Err(Error::Invalid(
+        "this build has no omnipaxos: build with --features compare-omnipaxos".into(),
+    ))
+}
+
+/// Runs the benchmark: the raw disk first (then a `sync` and a pause), then the cluster, then
+/// (optionally, after another pause) omnipaxos in the same harness.
 pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
     if cfg.in_flight == 0 || cfg.batch == 0 || cfg.commands == 0 {
         return Err(Error::Invalid(
@@ -793,6 +836,12 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
     let _ = std::fs::remove_dir_all(&dir);
     let (s, written, (rss_anon_mib, rss_file_mib)) = result?;
     closed?;
+    let omnipaxos_per_sec = if cfg.omnipaxos {
+        settle();
+        Some(run_omnipaxos(cfg)?)
+    } else {
+        None
+    };
     let written_mib_per_sec = div(written as f64 / f64::from(1u32 << 20), s.seconds);
     let commands_per_sec = div(s.commands as f64, s.seconds);
     let fsyncs_per_sec = div(s.fsyncs as f64, s.seconds);
@@ -822,6 +871,8 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         raw_fsync3_per_sec: raw3,
         ratio_commands_to_raw_fsync: div(commands_per_sec, raw1),
         ratio_fsyncs_to_raw_fsync3: div(fsyncs_per_sec, raw3),
+        omnipaxos_per_sec,
+        ratio_to_omnipaxos: omnipaxos_per_sec.map(|o| div(commands_per_sec, o)),
         omnipaxos_quoted_per_sec: quoted,
         ratio_to_omnipaxos_quoted: quoted.map(|q| commands_per_sec / q),
     })

@@ -114,7 +114,8 @@ struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     prefill_mib: usize,
     /// Run the peer comparison instead (paxwal, okaywal, raft-engine, raw disk; needs a build
-    /// with `--features compare`); prints markdown tables.
+    /// with `--features compare`); prints markdown tables. With --paxos: also run omnipaxos
+    /// 0.2.4 with its RocksDB storage in the same harness (needs `--features compare-omnipaxos`).
     #[arg(long)]
     compare: bool,
     /// With --compare: write an SVG chart (throughput vs writers) here.
@@ -127,7 +128,7 @@ struct BenchArgs {
     /// Instead of appending: the replication benchmark (3 replicas, each with its acceptor
     /// store on its own log in --dir, messages in memory, 64 B commands); --batch is then the
     /// most commands per slot and --entries the commands to commit (default 1,000,000).
-    #[arg(long, conflicts_with_all = ["compare", "reopen_mib"])]
+    #[arg(long, conflicts_with = "reopen_mib")]
     paxos: bool,
     /// With --paxos: commands in flight (proposed, not yet committed on the leader).
     #[arg(long, default_value_t = 1024, requires = "paxos")]
@@ -340,18 +341,18 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
             tmp.path().to_owned()
         }
     };
-    if a.compare {
-        return compare(&dir, a.chart.as_deref());
-    }
     if a.paxos {
         return paxos_bench(
             &dir,
             a.in_flight,
             a.batch,
             a.entries,
-            (!a.no_raw, !a.sparse),
+            (!a.no_raw, !a.sparse, a.compare),
             a.json,
         );
+    }
+    if a.compare {
+        return compare(&dir, a.chart.as_deref());
     }
     if let Some(mib) = a.reopen_mib {
         let r = bench::reopen(&dir, mib)?;
@@ -486,7 +487,7 @@ fn paxos_bench(
     in_flight: u64,
     batch: usize,
     entries: Option<u64>,
-    (raw, zero_fill): (bool, bool),
+    (raw, zero_fill, omnipaxos): (bool, bool, bool),
     json: bool,
 ) -> Result<u8, Error> {
     let commands = entries.unwrap_or(1_000_000);
@@ -498,6 +499,7 @@ fn paxos_bench(
         warmup: (commands / 10).min(100_000),
         raw,
         zero_fill,
+        omnipaxos,
     };
     let r = paxwal::replbench::run(&cfg)?;
     if json {
@@ -530,6 +532,11 @@ fn paxos_bench(
         println!(
             "  ratios: commands/s = {:.0} x the raw fdatasync rate; the stores' fdatasyncs/s = {:.2} x the raw three-file rate; written MiB/s = {:.2} x raw sequential",
             r.ratio_commands_to_raw_fsync, r.ratio_fsyncs_to_raw_fsync3, r.ratio_write_to_raw_seq
+        );
+    }
+    if let (Some(o), Some(ratio)) = (r.omnipaxos_per_sec, r.ratio_to_omnipaxos) {
+        println!(
+            "omnipaxos 0.2.4 + RocksDB storage (sync writes), same harness, same run: {o:.0} commands/s; paxwal = {ratio:.2} x"
         );
     }
     if let (Some(q), Some(ratio)) = (r.omnipaxos_quoted_per_sec, r.ratio_to_omnipaxos_quoted) {
