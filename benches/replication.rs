@@ -8,6 +8,9 @@
 //! `fdatasync` rate (4 KiB overwrite, one file, and three files at once) is measured in the same
 //! run: only ratios within one run mean anything on a shared machine.
 //!
+//! With `--features compare-omnipaxos`, omnipaxos 0.2.4 with its RocksDB `PersistentStorage`
+//! runs the same two configurations in the same harness (`paxwal::replbench::omni`).
+//!
 //! Run: `cargo bench --bench replication` (`PAXWAL_BENCH_DIR=…` to run on another disk than
 //! the temporary directory's).
 
@@ -43,6 +46,20 @@ fn replication(c: &mut Criterion) {
             |b| b.iter(|| cluster.run(COMMANDS_PER_ITER, in_flight).expect("run")),
         );
         cluster.close().expect("close");
+        #[cfg(feature = "compare-omnipaxos")]
+        {
+            let dir = bench_dir();
+            let mut omni =
+                paxwal::replbench::omni::OmniCluster::open(dir.path(), batch, 64).expect("open");
+            omni.run(2 * COMMANDS_PER_ITER, in_flight).expect("warm-up");
+            g.bench_function(
+                BenchmarkId::new(
+                    "omnipaxos_rocksdb",
+                    format!("in_flight_{in_flight}_batch_{batch}"),
+                ),
+                |b| b.iter(|| omni.run(COMMANDS_PER_ITER, in_flight).expect("run")),
+            );
+        }
     }
     g.finish();
 }
