@@ -8,6 +8,8 @@
 //! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
 //!   in the log.
 //! * [`bench`]: the append benchmark and raw-disk probes behind `paxwal bench`.
+//! * [`replbench`]: the replication benchmark behind `paxwal bench --paxos` (three replicas,
+//!   each with its acceptor store on its own log, one disk).
 //! * [`types`]: the position and identity newtypes every layer shares.
 //!
 //! Embedding the log:
@@ -77,6 +79,7 @@ pub mod bench;
 pub mod compare;
 pub mod error;
 pub mod paxos;
+pub mod replbench;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;

@@ -163,7 +163,8 @@ struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     prefill_mib: usize,
     /// Run the peer comparison instead (paxwal, okaywal, raft-engine, raw disk; needs a build
-    /// with `--features compare`); prints markdown tables.
+    /// with `--features compare`); prints markdown tables. With --paxos: also run omnipaxos
+    /// 0.2.4 with its RocksDB storage in the same harness (needs `--features compare-omnipaxos`).
     #[arg(long)]
     compare: bool,
     /// With --compare: write an SVG chart (throughput vs writers) here.
@@ -173,6 +174,14 @@ struct BenchArgs {
     /// it with every checksum verified (warm, and cold where the page cache can be dropped).
     #[arg(long)]
     reopen_mib: Option<usize>,
+    /// Instead of appending: the replication benchmark (3 replicas, each with its acceptor
+    /// store on its own log in --dir, messages in memory, 64 B commands); --batch is then the
+    /// most commands per slot and --entries the commands to commit (default 1,000,000).
+    #[arg(long, conflicts_with = "reopen_mib")]
+    paxos: bool,
+    /// With --paxos: commands in flight (proposed, not yet committed on the leader).
+    #[arg(long, default_value_t = 1024, requires = "paxos")]
+    in_flight: u64,
 }
 
 fn main() -> ExitCode {
@@ -391,6 +400,16 @@ fn bench_cmd(a: BenchArgs) -> Result<u8, Error> {
             tmp.path().to_owned()
         }
     };
+    if a.paxos {
+        return paxos_bench(
+            &dir,
+            a.in_flight,
+            a.batch,
+            a.entries,
+            (!a.no_raw, !a.sparse, a.compare),
+            a.json,
+        );
+    }
     if a.compare {
         return compare(&dir, a.chart.as_deref());
     }
@@ -622,4 +641,69 @@ fn progress_bar(len: Option<u64>, template: &str) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     b
+}
+
+fn paxos_bench(
+    dir: &std::path::Path,
+    in_flight: u64,
+    batch: usize,
+    entries: Option<u64>,
+    (raw, zero_fill, omnipaxos): (bool, bool, bool),
+    json: bool,
+) -> Result<u8, Error> {
+    let commands = entries.unwrap_or(1_000_000);
+    let cfg = paxwal::replbench::ReplBenchConfig {
+        dir: dir.to_owned(),
+        in_flight,
+        batch,
+        commands,
+        warmup: (commands / 10).min(100_000),
+        raw,
+        zero_fill,
+        omnipaxos,
+    };
+    let r = paxwal::replbench::run(&cfg)?;
+    if json {
+        let s = serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string()))?;
+        println!("{s}");
+        return Ok(0);
+    }
+    println!(
+        "paxos: 3 replicas, acceptor stores on one disk (fsync on{}), {} B commands, {} in flight, at most {} per slot ({} slots in flight)",
+        if r.zero_fill { "" } else { ", sparse segments" },
+        r.payload_bytes, r.in_flight, r.batch, r.window_slots
+    );
+    println!(
+        "  {} commands committed in {:.2} s: {:.0} commands/s; propose to commit p50 {:.0} us, p99 {:.0} us",
+        r.commands, r.seconds, r.commands_per_sec, r.commit_p50_us, r.commit_p99_us
+    );
+    println!(
+        "  {} fdatasyncs over the 3 stores ({:.0}/s), {:.1} commands per fdatasync; {:.2} Accept values sent per slot (2: none resent)",
+        r.fsyncs, r.fsyncs_per_sec, r.commands_per_fsync, r.accepts_sent_per_slot
+    );
+    println!(
+        "  written: {:.0} MiB/s (the three logs' frames and the zero-filling of new segments); resident: {:.0} MiB anonymous, {:.0} MiB file-backed",
+        r.written_mib_per_sec, r.rss_anon_mib, r.rss_file_mib
+    );
+    if r.raw_fsync_per_sec > 0.0 {
+        println!(
+            "raw disk, same directory, same run: {:.0} fdatasync/s (one file), {:.0} fdatasync/s (three files, one thread each), {:.0} MiB/s sequential write",
+            r.raw_fsync_per_sec, r.raw_fsync3_per_sec, r.raw_seq_mib_per_sec
+        );
+        println!(
+            "  ratios: commands/s = {:.0} x the raw fdatasync rate; the stores' fdatasyncs/s = {:.2} x the raw three-file rate; written MiB/s = {:.2} x raw sequential",
+            r.ratio_commands_to_raw_fsync, r.ratio_fsyncs_to_raw_fsync3, r.ratio_write_to_raw_seq
+        );
+    }
+    if let (Some(o), Some(ratio)) = (r.omnipaxos_per_sec, r.ratio_to_omnipaxos) {
+        println!(
+            "omnipaxos 0.2.4 + RocksDB storage (sync writes), same harness, same run: {o:.0} commands/s; paxwal = {ratio:.2} x"
+        );
+    }
+    if let (Some(q), Some(ratio)) = (r.omnipaxos_quoted_per_sec, r.ratio_to_omnipaxos_quoted) {
+        println!(
+            "  vs omnipaxos 0.2.4 + RocksDB storage, {q:.0} commands/s quoted for this configuration (not measured in this run): {ratio:.2} x"
+        );
+    }
+    Ok(0)
 }
