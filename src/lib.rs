@@ -7,7 +7,7 @@
 //!   checkers.
 //! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
 //!   in the log.
-//! * [`bench`]: the append benchmark and raw-disk probes behind `paxwal bench`.
+//! * [`bench`](mod@bench): the append benchmark and raw-disk probes behind `paxwal bench`.
 //! * [`replbench`]: the replication benchmark behind `paxwal bench --paxos` (three replicas,
 //!   each with its acceptor store on its own log, one disk).
 //! * [`types`]: the position and identity newtypes every layer shares.

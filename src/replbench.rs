@@ -1,5 +1,5 @@
 //! The replication benchmark behind `paxwal bench --paxos`: three replicas of the Multi-Paxos
-//! core in one process, each with its own [`AcceptorStore`] on the real [`Wal`] in its own
+//! core in one process, each with its own [`AcceptorStore`] on the real [`Wal`](crate::wal::Wal) in its own
 //! directory on the same disk (`SyncMode::Always`: every persist is covered by an `fdatasync`
 //! before the core hears of it), messages passed in memory, 64-byte commands. It counts the
 //! commands committed (applied) on the leader per second, the `fdatasync` calls of the three

@@ -89,7 +89,7 @@ pub struct Scan {
     pub header: Result<SegmentHeader, HeaderError>,
     /// First LSN of the first valid frame.
     pub first_lsn: Option<Lsn>,
-    /// Offset of each valid record's length prefix ([`SKIPPED`] for skipped ones).
+    /// Offset of each valid record's length prefix (`SKIPPED` for skipped ones).
     pub offsets: Vec<u32>,
     /// Offset just past the last valid frame.
     pub end: u64,
