@@ -158,6 +158,12 @@ impl Replica {
             let mut values = std::mem::take(&mut l.spare_run);
             values.resize_with(peers, Vec::new);
             for v in &mut values {
+                // An emptied list the runtime gave back (`Replica::recycle`), if any.
+                if v.capacity() == 0 {
+                    if let Some(spare) = self.spare_values.pop() {
+                        *v = spare;
+                    }
+                }
                 v.reserve(hint);
             }
             (slot, values)

@@ -7,8 +7,9 @@
 //! handle (about a dozen per slot across three replicas), and those locked instructions were
 //! most of the core's time. Here a flush packs all its commands into one array; the handles of
 //! a run of slots that share an array are taken with one `fetch_add(n)`, and a run of handles
-//! the core drops (compaction) is released with one `fetch_sub(n)`. Handles the runtime drops
-//! one by one still cost one atomic decrement each, as with `Arc`.
+//! the core drops (compaction), or that the runtime gives back with `Replica::recycle`, is
+//! released with one `fetch_sub(n)`. Handles the runtime drops one by one still cost one
+//! atomic decrement each, as with `Arc`.
 //!
 //! The counting follows `std::sync::Arc`: increments `Relaxed` (the caller already holds a
 //! reference), decrements `Release`, and the last one `Acquire`-fences before freeing.
