@@ -117,8 +117,6 @@ struct Cluster {
     replicas: Vec<Replica>,
     leader: usize,
     actions: Vec<Action>,
-    /// Actions carried out, given back with `Replica::recycle`.
-    done: Vec<Action>,
     proposed: u64,
     committed: u64,
     /// Slots below this were counted in `committed`.
@@ -144,7 +142,6 @@ impl Cluster {
             replicas,
             leader: 0,
             actions: Vec::new(),
-            done: Vec::new(),
             proposed: 0,
             committed: 0,
             counted: Slot(0),
@@ -187,22 +184,25 @@ impl Cluster {
                 }
                 progress = true;
                 let mut persisted = false;
-                for a in self.actions.drain(..) {
+                for a in &mut self.actions {
                     match a {
                         Action::Persist { token, .. } => {
-                            self.replicas[i].persisted(token);
+                            self.replicas[i].persisted(*token);
                             persisted = true;
-                            self.done.push(a);
                         }
-                        Action::Send(m) => {
-                            let to = (m.to.0 - 1) as usize;
-                            self.replicas[to].step(m);
+                        Action::Send(_) => {
+                            // Moved out (a payload-free action is left in its place).
+                            let taken = std::mem::replace(a, Action::ReadReady { ctx: 0 });
+                            if let Action::Send(m) = taken {
+                                let to = (m.to.0 - 1) as usize;
+                                self.replicas[to].step(m);
+                            }
                         }
-                        _ => self.done.push(a),
+                        _ => {}
                     }
                 }
                 // Carried out (the records "written", the Applies consumed): give them back.
-                self.replicas[i].recycle(&mut self.done);
+                self.replicas[i].recycle(&mut self.actions);
                 if !persisted {
                     break;
                 }

@@ -346,6 +346,9 @@ impl Replica {
     /// back a persist here is not a completion (call [`persisted`](Self::persisted) for that).
     /// Actions from any replica may be given back; `actions` keeps its own allocation.
     pub fn recycle(&mut self, actions: &mut Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
         let keep = SPARE_PER_MEMBER * self.members.len();
         let mut release = Release::default();
         for action in actions.drain(..) {
