@@ -209,7 +209,8 @@ impl Replica {
             // One record a slot, and room for the Chosen record that usually follows.
             self.records.reserve(cuts.len() + 1);
             let copies = 1 + self.members.len();
-            let mut refs = shared.clones(cuts.len() * copies);
+            // A new array: its references are counted without an atomic increment.
+            let mut refs = shared.into_clones(cuts.len() * copies);
             let mut start = 0u32;
             for &n in &cuts {
                 let len = u32::try_from(n).unwrap_or(u32::MAX);

@@ -99,7 +99,7 @@ impl Value {
 
     /// `n` more references to this value's command array, for one atomic increment (see
     /// [`Value::with_ref`]).
-    pub(crate) fn refs(&self, n: usize) -> Clones<'_> {
+    pub(crate) fn refs(&self, n: usize) -> Clones {
         self.shared.clones(n)
     }
 
