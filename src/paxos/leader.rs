@@ -160,9 +160,11 @@ impl Replica {
             for v in &mut values {
                 // An emptied list the runtime gave back (`Replica::recycle`), if any.
                 if v.capacity() == 0 {
-                    if let Some(spare) = self.spare_values.pop() {
-                        *v = spare;
-                    }
+                    // (A direct allocation is cheaper than growing an empty list.)
+                    *v = self
+                        .spare_values
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(hint));
                 }
                 v.reserve(hint);
             }
