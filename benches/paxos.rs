@@ -15,9 +15,14 @@
 //! leader's decided point (`chosen` / `get_decided_idx`), omnipaxos `tick()`s every 10 ms of
 //! wall time, and after each iteration both forget what every node has decided (`compact` /
 //! `trim`) to keep memory flat. paxwal's replicas also emit an `Apply` per slot, which the
-//! harness drops; the omnipaxos harness does not read its decided entries unless
+//! harness consumes without reading; the omnipaxos harness does not read its decided entries unless
 //! `PAXOS_BENCH_OMNI_APPLY=1` (then every node's are read each round with
 //! `read_decided_suffix`, as an application applying them would).
+//!
+//! The one asymmetry: after each turn the paxwal harness gives the persists it completed and
+//! the Applies it consumed back to the replica with `Replica::recycle` (the documented way
+//! for any runtime to drop carried-out actions: value handles released in runs, emptied lists
+//! reused). omnipaxos has no counterpart. Messages are moved into `step`, as before.
 //!
 //! After criterion's own report the bench prints a table of the median throughput per
 //! configuration, paxwal against omnipaxos, from the same run:
@@ -179,19 +184,25 @@ impl Cluster {
                 }
                 progress = true;
                 let mut persisted = false;
-                for a in self.actions.drain(..) {
+                for a in &mut self.actions {
                     match a {
                         Action::Persist { token, .. } => {
-                            self.replicas[i].persisted(token);
+                            self.replicas[i].persisted(*token);
                             persisted = true;
                         }
-                        Action::Send(m) => {
-                            let to = (m.to.0 - 1) as usize;
-                            self.replicas[to].step(m);
+                        Action::Send(_) => {
+                            // Moved out (a payload-free action is left in its place).
+                            let taken = std::mem::replace(a, Action::ReadReady { ctx: 0 });
+                            if let Action::Send(m) = taken {
+                                let to = (m.to.0 - 1) as usize;
+                                self.replicas[to].step(m);
+                            }
                         }
                         _ => {}
                     }
                 }
+                // Carried out (the records "written", the Applies consumed): give them back.
+                self.replicas[i].recycle(&mut self.actions);
                 if !persisted {
                     break;
                 }

@@ -77,11 +77,10 @@ impl Replica {
         // The message's handles go into the persist records; our log's are counted with one
         // atomic increment when every value shares one command array (a leader's flush), else
         // one each.
-        let shared = values
+        let mut refs = values
             .first()
             .filter(|v0| values.iter().all(|v| v.shares(v0)))
-            .cloned();
-        let mut refs = shared.as_ref().map(|v0| v0.refs(values.len()));
+            .map(|v0| v0.refs(values.len()));
         for (i, value) in values.into_iter().enumerate() {
             let logged = match refs.as_mut().and_then(Iterator::next) {
                 Some(r) => value.with_ref(r),

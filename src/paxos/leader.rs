@@ -158,6 +158,14 @@ impl Replica {
             let mut values = std::mem::take(&mut l.spare_run);
             values.resize_with(peers, Vec::new);
             for v in &mut values {
+                // An emptied list the runtime gave back (`Replica::recycle`), if any.
+                if v.capacity() == 0 {
+                    // (A direct allocation is cheaper than growing an empty list.)
+                    *v = self
+                        .spare_values
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(hint));
+                }
                 v.reserve(hint);
             }
             (slot, values)
@@ -203,7 +211,8 @@ impl Replica {
             // One record a slot, and room for the Chosen record that usually follows.
             self.records.reserve(cuts.len() + 1);
             let copies = 1 + self.members.len();
-            let mut refs = shared.clones(cuts.len() * copies);
+            // A new array: its references are counted without an atomic increment.
+            let mut refs = shared.into_clones(cuts.len() * copies);
             let mut start = 0u32;
             for &n in &cuts {
                 let len = u32::try_from(n).unwrap_or(u32::MAX);

@@ -99,7 +99,7 @@ impl Value {
 
     /// `n` more references to this value's command array, for one atomic increment (see
     /// [`Value::with_ref`]).
-    pub(crate) fn refs(&self, n: usize) -> Clones<'_> {
+    pub(crate) fn refs(&self, n: usize) -> Clones {
         self.shared.clones(n)
     }
 
@@ -117,6 +117,12 @@ impl Value {
     /// True if both are views of the same command array.
     pub(crate) fn shares(&self, other: &Value) -> bool {
         self.shared.same(&other.shared)
+    }
+
+    /// The number of handles to this value's command array (for tests).
+    #[cfg(test)]
+    pub(crate) fn handles(&self) -> usize {
+        self.shared.refs()
     }
 
     /// A handle of each of `values`, in order, for one atomic increment per run of
@@ -142,22 +148,41 @@ impl Value {
     /// Drops every value, for one atomic decrement per run of consecutive values that share
     /// an array.
     pub(crate) fn drop_all(values: impl IntoIterator<Item = Value>) {
-        let mut run: Option<(Shared, usize)> = None;
+        let mut release = Release::default();
         for v in values {
-            match &mut run {
-                Some((first, extra)) if first.same(&v.shared) => {
-                    // Given back below, with the run's first reference.
-                    std::mem::forget(v);
-                    *extra += 1;
-                }
-                _ => {
-                    if let Some((first, extra)) = run.replace((v.shared, 0)) {
-                        first.release(extra);
-                    }
+            release.push(v);
+        }
+    }
+}
+
+/// Values given up one at a time and released in runs: consecutive values that share a
+/// command array cost one atomic decrement in all, when the run ends or this is dropped.
+#[derive(Default)]
+pub(crate) struct Release {
+    run: Option<(Shared, usize)>,
+}
+
+impl Release {
+    /// Gives up `v`.
+    pub(crate) fn push(&mut self, v: Value) {
+        match &mut self.run {
+            Some((first, extra)) if first.same(&v.shared) => {
+                // Given back with the run's first reference.
+                std::mem::forget(v);
+                *extra += 1;
+            }
+            _ => {
+                if let Some((first, extra)) = self.run.replace((v.shared, 0)) {
+                    first.release(extra);
                 }
             }
         }
-        if let Some((first, extra)) = run {
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some((first, extra)) = self.run.take() {
             first.release(extra);
         }
     }

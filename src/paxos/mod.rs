@@ -22,6 +22,14 @@
 //! - [`Action::ReadReady`] / [`Action::ReadAborted`]: the outcome of a [`Replica::read_index`].
 //! - [`Action::SnapshotHint`]: a peer needs slots this replica compacted away.
 //!
+//! Actions carried out may simply be dropped, or given back in bulk with
+//! [`Replica::recycle`] — the cheaper way: the value handles they hold are released with one
+//! atomic decrement per run of slots that share a command array (one per leader flush rather
+//! than one per slot), and the emptied persist-record and Accept value lists are reused by
+//! the next persists and Accepts instead of allocating new ones. A runtime would give back
+//! each `Persist` once written (after calling [`Replica::persisted`]), each `Apply` once
+//! applied, and each `Send` once encoded; actions of any replica may be given to any other.
+//!
 //! # Protocol
 //!
 //! Ballots are `(round, replica)`. A follower that hears from no leader for a randomized

@@ -15,7 +15,9 @@ use super::config::{Config, ConfigError, DurableState, Faults, Role};
 use super::election::{Candidate, PreVoteRound};
 use super::leader::Leader;
 use super::log::SlotLog;
-use super::message::{Action, Body, Command, Message, NotLeader, PersistToken, StoreRecord, Value};
+use super::message::{
+    Action, Body, Command, Message, NotLeader, PersistToken, Release, StoreRecord, Value,
+};
 use super::quorum::majority;
 use super::rng::SplitMix64;
 
@@ -65,7 +67,14 @@ pub struct Replica {
     pub(crate) waiting: VecDeque<(u64, Message)>,
     pub(crate) sends: Vec<Action>,
     pub(crate) other: Vec<Action>,
+    /// Emptied record lists given back with [`Replica::recycle`], for the next persists.
+    pub(crate) spare_records: Vec<Vec<StoreRecord>>,
+    /// Emptied Accept value lists given back with [`Replica::recycle`], for the next Accepts.
+    pub(crate) spare_values: Vec<Vec<Value>>,
 }
+
+/// At most this many emptied lists of each kind are kept per member for reuse.
+const SPARE_PER_MEMBER: usize = 2;
 
 impl Replica {
     /// A replica recovered from `state` (use `DurableState::default()` for a new one). It starts
@@ -123,6 +132,8 @@ impl Replica {
             waiting: VecDeque::new(),
             sends: Vec::new(),
             other: Vec::new(),
+            spare_records: Vec::new(),
+            spare_values: Vec::new(),
             cfg,
         })
     }
@@ -305,7 +316,10 @@ impl Replica {
         if !self.records.is_empty() {
             self.last_token += 1;
             out.push(Action::Persist {
-                records: std::mem::take(&mut self.records),
+                records: std::mem::replace(
+                    &mut self.records,
+                    self.spare_records.pop().unwrap_or_default(),
+                ),
                 token: PersistToken(self.last_token),
             });
         }
@@ -320,6 +334,55 @@ impl Replica {
         self.serve_reads();
         out.append(&mut self.other);
         self.check_invariants();
+    }
+
+    /// Gives back actions the runtime has carried out (or no longer needs), emptying
+    /// `actions`: an optional, cheaper way to drop them. The value handles they hold (persist
+    /// records, Applies, Accept and Promise messages) are released in runs — one atomic
+    /// decrement for each run of consecutive handles that share a command array (typically
+    /// all the slots of one leader flush) instead of one per handle — and the emptied record
+    /// and Accept value lists are kept (a few per member) to be filled again by the next
+    /// persists and Accepts instead of allocating new ones. Changes no protocol state: giving
+    /// back a persist here is not a completion (call [`persisted`](Self::persisted) for that).
+    /// Actions from any replica may be given back; `actions` keeps its own allocation.
+    pub fn recycle(&mut self, actions: &mut Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        let keep = SPARE_PER_MEMBER * self.members.len();
+        let mut release = Release::default();
+        for action in actions.drain(..) {
+            match action {
+                Action::Persist { mut records, .. } => {
+                    for r in records.drain(..) {
+                        if let StoreRecord::Accept(e) = r {
+                            release.push(e.value);
+                        }
+                    }
+                    if self.spare_records.len() < keep && records.capacity() > 0 {
+                        self.spare_records.push(records);
+                    }
+                }
+                Action::Apply { value, .. } => release.push(value),
+                Action::Send(Message { body, .. }) => match body {
+                    Body::Accept { mut values, .. } => {
+                        for v in values.drain(..) {
+                            release.push(v);
+                        }
+                        if self.spare_values.len() < keep && values.capacity() > 0 {
+                            self.spare_values.push(values);
+                        }
+                    }
+                    Body::Promise { entries, .. } => {
+                        for e in entries {
+                            release.push(e.value);
+                        }
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
     }
 
     /// Nothing to hand over and nothing a flush would do (a cheap early answer for a runtime

@@ -7,11 +7,15 @@
 //! handle (about a dozen per slot across three replicas), and those locked instructions were
 //! most of the core's time. Here a flush packs all its commands into one array; the handles of
 //! a run of slots that share an array are taken with one `fetch_add(n)`, and a run of handles
-//! the core drops (compaction) is released with one `fetch_sub(n)`. Handles the runtime drops
-//! one by one still cost one atomic decrement each, as with `Arc`.
+//! the core drops (compaction), or that the runtime gives back with `Replica::recycle`, is
+//! released with one `fetch_sub(n)`. Handles the runtime drops one by one still cost one
+//! atomic decrement each, as with `Arc`.
 //!
 //! The counting follows `std::sync::Arc`: increments `Relaxed` (the caller already holds a
-//! reference), decrements `Release`, and the last one `Acquire`-fences before freeing.
+//! reference), decrements `Release`, and the last one `Acquire`-fences before freeing. A
+//! leader turns a new array's only reference into all the references its flush needs by
+//! storing the count (after an `Acquire` load that finds it 1): nobody else can reach the
+//! count then.
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -91,14 +95,49 @@ impl Shared {
     }
 
     /// `n` more references to this array, for one atomic increment.
-    pub(crate) fn clones(&self, n: usize) -> Clones<'_> {
+    pub(crate) fn clones(&self, n: usize) -> Clones {
         if n > 0 {
             let old = self.inner().refs.fetch_add(n, Ordering::Relaxed);
             if old.checked_add(n).is_none_or(|total| total > MAX_REFS) {
                 std::process::abort();
             }
         }
-        Clones { of: self, left: n }
+        Clones {
+            ptr: self.ptr,
+            left: n,
+        }
+    }
+
+    /// Turns this reference into `n` references to the same array: without any atomic
+    /// read-modify-write when this is the only reference (a new array), else for one atomic
+    /// increment (or decrement, for `n == 0`).
+    pub(crate) fn into_clones(self, n: usize) -> Clones {
+        if n == 0 {
+            drop(self);
+            return Clones {
+                ptr: NonNull::dangling(),
+                left: 0,
+            };
+        }
+        if n > MAX_REFS {
+            std::process::abort();
+        }
+        let this = std::mem::ManuallyDrop::new(self);
+        let refs = &this.inner().refs;
+        // Acquire: as in `Drop`, see every access of the holders of references since dropped.
+        if refs.load(Ordering::Acquire) == 1 {
+            // The only reference is ours: nobody else can read or change the count now.
+            refs.store(n, Ordering::Relaxed);
+        } else {
+            let old = refs.fetch_add(n - 1, Ordering::Relaxed);
+            if old.checked_add(n - 1).is_none_or(|total| total > MAX_REFS) {
+                std::process::abort();
+            }
+        }
+        Clones {
+            ptr: this.ptr,
+            left: n,
+        }
     }
 
     /// Drops this reference and `extra` more to the same array that the caller gave up with
@@ -149,14 +188,16 @@ impl fmt::Debug for Shared {
     }
 }
 
-/// References already counted by [`Shared::clones`], handed out one by one; any not taken are
-/// given back when this is dropped.
-pub(crate) struct Clones<'a> {
-    of: &'a Shared,
+/// References already counted (by [`Shared::clones`] or [`Shared::into_clones`]), handed out
+/// one by one; any not taken are given back when this is dropped (freeing the array if they
+/// were the last).
+pub(crate) struct Clones {
+    ptr: NonNull<Inner>,
+    /// References held (the allocation is alive while this is above zero).
     left: usize,
 }
 
-impl Iterator for Clones<'_> {
+impl Iterator for Clones {
     type Item = Shared;
 
     fn next(&mut self) -> Option<Shared> {
@@ -164,7 +205,7 @@ impl Iterator for Clones<'_> {
             return None;
         }
         self.left -= 1;
-        Some(Shared { ptr: self.of.ptr })
+        Some(Shared { ptr: self.ptr })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -172,13 +213,13 @@ impl Iterator for Clones<'_> {
     }
 }
 
-impl ExactSizeIterator for Clones<'_> {}
+impl ExactSizeIterator for Clones {}
 
-impl Drop for Clones<'_> {
+impl Drop for Clones {
     fn drop(&mut self) {
         if self.left > 0 {
-            // `of` still holds a reference, so this cannot reach zero.
-            self.of.inner().refs.fetch_sub(self.left, Ordering::Release);
+            // The `left` references still held, given back in one go.
+            Shared { ptr: self.ptr }.release(self.left - 1);
         }
     }
 }
@@ -225,6 +266,27 @@ mod tests {
         a.release(0);
         let one = Shared::one(cmds(1).remove(0));
         assert_eq!((one.commands().len(), one.clone().refs()), (1, 2));
+    }
+
+    #[test]
+    fn into_clones_counts_without_an_increment_when_unique() {
+        let a = Shared::new(cmds(2));
+        let mut refs = a.into_clones(5);
+        let first = refs.next().expect("five");
+        assert_eq!(first.refs(), 5);
+        drop(refs); // four not taken are given back
+        assert_eq!(first.refs(), 1);
+        let second = first.clone();
+        let mut more = second.into_clones(3); // shared: one increment
+        assert_eq!(first.refs(), 4);
+        let kept = more.next().expect("three");
+        drop(first);
+        drop(more); // the last two of these hold the array with `kept`
+        assert_eq!(kept.refs(), 1);
+        assert_eq!(kept.commands().len(), 2);
+        drop(kept.into_clones(0)); // freed (Miri and sanitizers check this)
+        let lone = Shared::new(cmds(1)).into_clones(2);
+        drop(lone); // unreferenced Clones free the array
     }
 
     #[test]
