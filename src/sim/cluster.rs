@@ -808,6 +808,9 @@ impl Sim<'_> {
             }
         }
         let mut crash_after = false;
+        // Persists and Applies carried out are given back to the core in bulk (`recycle`), as
+        // a runtime may, so the simulation exercises that path too.
+        let mut done = Vec::new();
         for a in self.nodes[i].replica.take_actions() {
             match a {
                 Action::Persist { mut records, token } => {
@@ -817,6 +820,7 @@ impl Sim<'_> {
                     let node = &mut self.nodes[i];
                     let t = node.store.submit(&records).map_err(|_| FailStop)?;
                     node.pending.push_back((token, t));
+                    done.push(Action::Persist { records, token });
                 }
                 Action::Send(m) => {
                     let node = &mut self.nodes[i];
@@ -844,7 +848,10 @@ impl Sim<'_> {
                     }
                     self.net.send(self.now, m.from, m.to, Wire::Peer(m));
                 }
-                Action::Apply { slot, value } => self.apply(i, slot, value),
+                Action::Apply { slot, value } => {
+                    self.apply(i, slot, &value);
+                    done.push(Action::Apply { slot, value });
+                }
                 Action::ReadReady { ctx } => {
                     let node = &mut self.nodes[i];
                     if let Some((client, seq, key)) = node.reads.remove(&ctx) {
@@ -863,6 +870,7 @@ impl Sim<'_> {
                 Action::SnapshotHint { .. } => {}
             }
         }
+        self.nodes[i].replica.recycle(&mut done);
         if crash_after {
             // Nothing unsynced reaches the disk: only what was durable survives.
             let disk = self.nodes[i].disk.clone();
@@ -876,16 +884,16 @@ impl Sim<'_> {
         Ok(())
     }
 
-    fn apply(&mut self, i: usize, slot: Slot, value: Value) {
+    fn apply(&mut self, i: usize, slot: Slot, value: &Value) {
         let id = self.nodes[i].id;
         match self.agreed.get(&slot) {
-            Some(prev) if *prev != value => {
+            Some(prev) if prev != value => {
                 let detail = format!(
                     "slot {} applied as {:?} and, by replica {id} at step {}, as {:?}",
                     slot.0,
                     summary(prev),
                     self.now,
-                    summary(&value)
+                    summary(value)
                 );
                 self.fail(Check::Agreement, detail);
                 return;
