@@ -25,8 +25,9 @@
 //!   replica;
 //! * **linearizability**: each key's client history (puts and compare-and-sets through the
 //!   log, gets through read-index rounds) has a linearization ([`super::linearizability`]);
-//! * **liveness**: once faults stop and the network heals (the liveness phase), every client
-//!   operation completes and every replica applies every chosen slot before the run ends.
+//! * **liveness**: once faults stop and the network heals (the liveness phase: the last third
+//!   of the run, 300 steps by default), every client operation completes and every replica
+//!   applies every chosen slot before the run ends — that is the bound.
 //!
 //! Planted bugs ([`crate::paxos::Faults`] in the core, [`SimBugs`] in the simulated node) exist
 //! so that tests can show each checker catches something.
