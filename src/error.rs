@@ -83,6 +83,23 @@ pub enum Error {
         /// The newest supported version.
         supported: u32,
     },
+    /// A snapshot file failed its checks (a bad magic, length or checksum).
+    #[error("snapshot {path}: {reason}")]
+    SnapshotCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// No intact snapshot covers what the log no longer holds: the log was compacted below
+    /// `needed`, and the newest intact snapshot (if any) stops short of it (FAULTS 27).
+    #[error("no intact snapshot covers the slots below {needed} that the log compacted away (newest intact snapshot: {newest:?})")]
+    SnapshotMissing {
+        /// Every slot below this must be covered.
+        needed: crate::types::Slot,
+        /// The newest intact snapshot's bound, if any.
+        newest: Option<crate::types::Slot>,
+    },
     /// The entry is larger than one segment can hold.
     #[error("entry of {len} bytes exceeds the limit of {max} bytes")]
     EntryTooLarge {

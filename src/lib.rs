@@ -82,6 +82,7 @@ pub mod paxos;
 pub mod replbench;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod snapshot;
 pub mod store;
 pub mod types;
 pub mod wal;
