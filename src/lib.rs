@@ -10,6 +10,7 @@
 //! * [`bench`](mod@bench): the append benchmark and raw-disk probes behind `paxwal bench`.
 //! * [`replbench`]: the replication benchmark behind `paxwal bench --paxos` (three replicas,
 //!   each with its acceptor store on its own log, one disk).
+//! * [`snapshot`]: atomic, checksummed snapshot files.
 //! * [`types`]: the position and identity newtypes every layer shares.
 //!
 //! Embedding the log:
