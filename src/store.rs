@@ -40,7 +40,7 @@ use crate::wal::{Appended, Options, Vfs, Wal};
 /// The acceptor's state as recovered from (and mirrored to) the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AcceptorState {
-    /// Highest ballot promised.
+    /// Highest ballot promised, explicitly or implied by an accept.
     pub promised: Ballot,
     /// Accepted `(ballot, value)` per slot at or above the snapshot point.
     pub accepted: BTreeMap<Slot, (Ballot, Value)>,
@@ -56,6 +56,10 @@ impl AcceptorState {
         match r {
             StoreRecord::Promise(b) => self.promised = self.promised.max(*b),
             StoreRecord::Accept(e) => {
+                // An accept implies a promise at least that high (FAULTS 24). Track it here,
+                // not only on open: compaction may drop the accept itself (below the snapshot)
+                // and its checkpoint must still carry the promise it implied.
+                self.promised = self.promised.max(e.ballot);
                 if e.slot >= self.snapshot {
                     self.accepted.insert(e.slot, (e.ballot, e.value.clone()));
                 }
@@ -306,6 +310,23 @@ mod tests {
             matches!(err, Error::Corruption { lsn: Lsn(1), .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn compaction_keeps_the_promise_an_accept_below_the_snapshot_implied() {
+        // Found by the cluster simulation with snapshots: accepts at ballot 3 below the
+        // snapshot were the only evidence of promise 3; the checkpoint wrote the older explicit
+        // promise 1 and a crash then recovered promise 1 after a Promise 3 had been sent.
+        let dir = tempfile::tempdir().unwrap();
+        let store = AcceptorStore::open(dir.path(), Options::default()).unwrap();
+        store
+            .persist(&[StoreRecord::Promise(b(1, 1)), acc(0, b(3, 2), b"x")])
+            .unwrap();
+        store.compact(Slot(1)).unwrap();
+        store.close().unwrap();
+        let store = AcceptorStore::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(store.state().promised, b(3, 2));
+        assert!(store.state().accepted.is_empty());
     }
 
     #[test]
