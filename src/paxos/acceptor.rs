@@ -72,6 +72,8 @@ impl Replica {
             self.follow(ballot);
         }
         let mut stored: Option<(Slot, Slot)> = None;
+        // Whether any accept record was written (acknowledged compacted slots write none).
+        let mut wrote = false;
         // One record a value, and room for the Chosen record that may follow.
         self.records.reserve(values.len() + 1);
         // The message's handles go into the persist records; our log's are counted with one
@@ -88,7 +90,13 @@ impl Replica {
             };
             let slot = Slot(first.0.saturating_add(i as u64));
             if slot < self.log.start() {
-                continue; // compacted: chosen and applied long ago
+                // Compacted: chosen and applied long ago. Acknowledge it without storing it: a
+                // leader that passed the ballot check above has ballot >= the one the value
+                // was chosen at, so (Paxos Made Simple §2.2, P2c) it proposes that same value;
+                // without the ack a leader that missed the chosen point could wait for this
+                // slot forever (found by the cluster simulation with compaction on).
+                stored = Some((stored.map_or(slot, |s| s.0), Slot(slot.0 + 1)));
+                continue;
             }
             if !self.log.storable(slot) {
                 break;
@@ -108,11 +116,12 @@ impl Replica {
                 ballot,
                 value,
             }));
+            wrote = true;
             stored = Some((stored.map_or(slot, |s| s.0), Slot(slot.0 + 1)));
         }
         // References not taken (compacted or out-of-range slots) are given back here.
         drop(refs);
-        if raised && stored.is_none() {
+        if raised && !wrote {
             // Nothing stored carries the new promise: record it, or a later Promise reply for
             // this ballot could leave before the promise is durable.
             self.records.push(StoreRecord::Promise(ballot));

@@ -1130,3 +1130,63 @@ fn unacknowledged_accepts_are_resent_and_an_isolated_leader_steps_down() {
     assert_eq!(r.role(), Role::Follower);
     assert_eq!(r.propose(cmd(2)), Err(NotLeader { leader: None }));
 }
+
+// An Accept for slots this acceptor compacted away (chosen, applied and covered by its
+// snapshot) is acknowledged without storing anything: the leader's ballot passed the promise
+// check, so by Paxos Made Simple §2.2 (P2c) it proposes the chosen value, and without the ack a
+// leader that had not learned those slots chosen would wait for them forever. Found by the
+// cluster simulation with compaction on.
+#[test]
+fn an_accept_for_compacted_slots_is_acknowledged_without_storing() {
+    let mut r = replica(2, 3);
+    let b1 = Ballot::new(1, n(1));
+    let (v0, v1) = (batch(&[1]), batch(&[2]));
+    r.step(msg(
+        1,
+        2,
+        Body::Accept {
+            ballot: b1,
+            first: Slot(0),
+            values: vec![v0.clone(), v1.clone()],
+            commit: Slot(2),
+        },
+    ));
+    let _ = r.take_actions();
+    r.persisted(PersistToken(1));
+    let _ = r.take_actions();
+    assert_eq!(r.applied(), Slot(2));
+    r.compact(Slot(2));
+    assert_eq!(r.log_start(), Slot(2));
+    // A new leader at a higher ballot re-proposes slots 0 and 1 (with their chosen values).
+    let b2 = Ballot::new(2, n(3));
+    r.step(msg(
+        3,
+        2,
+        Body::Accept {
+            ballot: b2,
+            first: Slot(0),
+            values: vec![v0, v1],
+            commit: Slot(0),
+        },
+    ));
+    let actions = r.take_actions();
+    // The raised promise is persisted; the ack waits for it, then covers both slots.
+    assert_eq!(
+        actions,
+        vec![persist(2, vec![StoreRecord::Promise(b2)])],
+        "{actions:?}"
+    );
+    r.persisted(PersistToken(2));
+    assert_eq!(
+        r.take_actions(),
+        vec![send(
+            2,
+            3,
+            Body::Accepted {
+                ballot: b2,
+                first: Slot(0),
+                end: Slot(2)
+            }
+        )]
+    );
+}
