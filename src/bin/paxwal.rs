@@ -603,7 +603,7 @@ fn sim_cmd(a: SimArgs) -> u8 {
         .map(|r| r.seed)
         .collect();
     println!(
-        "seeds {} replicas {} steps {} commands chosen {} ops completed {}/{} faults injected {} (crashes {}, torn {}, fsync errors {}, partitions {}, dropped {}, duplicated {}) linearizability searches given up {} violations {}{}",
+        "seeds {} replicas {} steps {} commands chosen {} ops completed {}/{} faults injected {} (crashes {}, torn {}, fsync errors {}, partitions {}, dropped {}, duplicated {}) snapshots taken {} installed {} linearizability searches given up {} violations {}{}",
         reports.len(),
         cfg.replicas,
         total.steps,
@@ -617,6 +617,8 @@ fn sim_cmd(a: SimArgs) -> u8 {
         total.partitions,
         total.messages_dropped,
         total.messages_duplicated,
+        total.snapshots_taken,
+        total.snapshots_installed,
         total.linearizability_unknown,
         failed.len(),
         match failed.first() {

@@ -85,6 +85,39 @@ impl Sessions {
         }
     }
 
+    /// Appends the table's bytes to `out` (for the application's snapshot):
+    /// `u32 count`, then per client `u64 client | u64 last_seq | u32 len | result`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.clients.len() as u32).to_le_bytes());
+        for (c, s) in &self.clients {
+            out.extend_from_slice(&c.to_le_bytes());
+            out.extend_from_slice(&s.last_seq.to_le_bytes());
+            out.extend_from_slice(&(s.result.len() as u32).to_le_bytes());
+            out.extend_from_slice(&s.result);
+        }
+    }
+
+    /// Decodes a table from the front of `b`, returning it and the bytes it used; `None` if
+    /// malformed (never panics).
+    pub fn decode(b: &[u8]) -> Option<(Sessions, usize)> {
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let s = b.get(at..at.checked_add(n)?)?;
+            at += n;
+            Some(s)
+        };
+        let n = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let mut clients = BTreeMap::new();
+        for _ in 0..n {
+            let client = u64::from_le_bytes(take(8)?.try_into().ok()?);
+            let last_seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
+            let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+            let result = take(len)?.to_vec();
+            clients.insert(client, Session { last_seq, result });
+        }
+        Some((Sessions { clients }, at))
+    }
+
     /// Number of clients tracked.
     pub fn len(&self) -> usize {
         self.clients.len()
@@ -149,5 +182,12 @@ mod tests {
         assert_eq!(tables[0].len(), 2);
         assert_eq!(tables[0].check(1, 2), SessionCheck::Duplicate(&[20]));
         assert_eq!(tables[0].check(1, 3), SessionCheck::New);
+        // A snapshot of the table decodes to the same table; a cut one does not decode.
+        let mut b = Vec::new();
+        tables[0].encode(&mut b);
+        assert_eq!(Sessions::decode(&b), Some((tables[0].clone(), b.len())));
+        for cut in 0..b.len() {
+            assert_eq!(Sessions::decode(&b[..cut]), None);
+        }
     }
 }

@@ -40,13 +40,17 @@ use super::kv::{KvMachine, KvOp};
 use super::linearizability::{check, KvInput, KvOutput, KvRegister, Operation, Verdict};
 use super::net::{NetConfig, Network};
 use super::rng::Rng;
-use crate::paxos::{Action, Body, Command, Config, Faults, Message, PersistToken, Replica, Value};
+use crate::paxos::{
+    Action, Body, Command, Config, DurableState, Faults, Message, PersistToken, Replica, Value,
+};
+use crate::snapshot::Snapshots;
 use crate::store::AcceptorStore;
 use crate::types::{Ballot, NodeId, Slot};
 use crate::wal::simdisk::{self, CrashSpec, SimDisk, TearFill};
 use crate::wal::{Appended, Options, Prealloc};
 
 const DIR: &str = "/acceptor";
+const SNAP_DIR: &str = "/snapshots";
 /// Client ids start here (replica ids are 1..=n).
 const CLIENT_BASE: u32 = 1000;
 
@@ -134,6 +138,9 @@ pub struct SimConfig {
     pub core_bugs: Faults,
     /// Planted bugs in the simulated node.
     pub node_bugs: SimBugs,
+    /// Each replica snapshots its state machine and compacts its log about every this many
+    /// applied slots (0: never). Lagging replicas then catch up from a peer's snapshot.
+    pub compact_every_slots: u64,
     /// Run the acceptor monitor ([`Check::Acceptor`]). Off, only the end-to-end checkers
     /// judge the run (tests use that to show they catch the planted bugs on their own).
     pub acceptor_monitor: bool,
@@ -151,6 +158,7 @@ impl Default for SimConfig {
             core_bugs: Faults::default(),
             node_bugs: SimBugs::default(),
             acceptor_monitor: true,
+            compact_every_slots: 40,
         }
     }
 }
@@ -182,6 +190,10 @@ pub struct SimStats {
     pub messages_duplicated: u64,
     /// Histories the linearizability search gave up on (budget exceeded; not a violation).
     pub linearizability_unknown: u64,
+    /// Snapshots taken (each followed by compacting the acceptor's log below it).
+    pub snapshots_taken: u64,
+    /// Snapshots installed by lagging replicas from a peer.
+    pub snapshots_installed: u64,
 }
 
 impl SimStats {
@@ -208,6 +220,8 @@ impl SimStats {
         self.messages_dropped += o.messages_dropped;
         self.messages_duplicated += o.messages_duplicated;
         self.linearizability_unknown += o.linearizability_unknown;
+        self.snapshots_taken += o.snapshots_taken;
+        self.snapshots_installed += o.snapshots_installed;
     }
 }
 
@@ -261,8 +275,19 @@ pub struct SimReport {
 #[derive(Clone, Debug)]
 enum Wire {
     Peer(Message),
-    Request { seq: u64, op: KvOp },
-    Reply { seq: u64, result: Reply },
+    Request {
+        seq: u64,
+        op: KvOp,
+    },
+    Reply {
+        seq: u64,
+        result: Reply,
+    },
+    /// A peer's snapshot, for a replica that needs slots the peer compacted away.
+    Snapshot {
+        up_to: Slot,
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -292,6 +317,41 @@ struct Node {
     /// and per slot the highest ballot it sent Accepted for. Both must survive every crash.
     sent_promise: Ballot,
     sent_accepted: BTreeMap<Slot, Ballot>,
+    /// The state machine's snapshots on this replica's disk, and the newest one's bound.
+    snaps: Snapshots,
+    snapshot_at: Slot,
+    /// When a snapshot was last sent to each peer (rate limit for snapshot hints).
+    snapshot_sent: BTreeMap<NodeId, u64>,
+}
+
+/// The simulator's snapshot: the key-value machine, then the `(client, seq)` of every command
+/// applied so far (so the durability check still sees commands a replica got by snapshot).
+fn encode_snapshot(kv: &KvMachine, applied: &[(u64, u64)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    kv.encode(&mut b);
+    b.extend_from_slice(&(applied.len() as u64).to_le_bytes());
+    for (c, q) in applied {
+        b.extend_from_slice(&c.to_le_bytes());
+        b.extend_from_slice(&q.to_le_bytes());
+    }
+    b
+}
+
+fn decode_snapshot(b: &[u8]) -> Option<(KvMachine, Vec<(u64, u64)>)> {
+    let (kv, mut at) = KvMachine::decode(b)?;
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+        ))
+    };
+    let n = u64_at(at)?;
+    at += 8;
+    let mut applied = Vec::new();
+    for _ in 0..n {
+        applied.push((u64_at(at)?, u64_at(at + 8)?));
+        at += 16;
+    }
+    (at == b.len()).then_some((kv, applied))
 }
 
 struct Client {
@@ -414,7 +474,6 @@ fn run_inner(seed: u64, cfg: &SimConfig) -> SimReport {
 
 impl Sim<'_> {
     fn boot(&mut self, id: NodeId, disk: SimDisk) -> Node {
-        self.boots += 1;
         let store = AcceptorStore::open_with(Arc::new(disk.clone()), DIR, store_options());
         let store = match store {
             Ok(s) => s,
@@ -424,29 +483,105 @@ impl Sim<'_> {
                 self.seed
             ),
         };
-        let mut cfg = Config::new(id, self.ids.clone(), self.seed ^ (self.boots << 32));
-        cfg.window_slots_max = 16;
-        cfg.batch_commands_max = 4;
-        let mut replica = match Replica::new(cfg, store.state().durable()) {
-            Ok(r) => r,
+        let snaps = match Snapshots::open_with(Arc::new(disk.clone()), SNAP_DIR) {
+            Ok(s) => s,
+            Err(e) => panic!("seed {}: replica {id}: snapshots: {e}", self.seed),
+        };
+        // The log may be compacted only below a durable snapshot: one must cover its start.
+        let mark = store.state().snapshot;
+        let snap = match snaps.load_covering(mark) {
+            Ok(s) => s,
             Err(e) => panic!("seed {}: replica {id}: {e}", self.seed),
         };
-        replica.set_faults(self.cfg.core_bugs);
+        let (kv, applied, snapshot_at) = match snap {
+            Some(s) => {
+                if s.up_to > mark {
+                    // A crash between taking the snapshot and compacting: finish compacting.
+                    if let Err(e) = store.compact(s.up_to) {
+                        panic!("seed {}: replica {id}: compact: {e}", self.seed);
+                    }
+                }
+                match decode_snapshot(&s.data) {
+                    Some((kv, applied)) => (kv, applied, s.up_to),
+                    None => panic!("seed {}: replica {id}: snapshot does not decode", self.seed),
+                }
+            }
+            None => (KvMachine::new(), Vec::new(), Slot(0)),
+        };
+        let replica = self.new_replica(id, store.state().durable());
         Node {
             id,
             disk,
             store,
             replica,
-            kv: KvMachine::new(),
+            kv,
             pending: VecDeque::new(),
             waiting: BTreeMap::new(),
             reads: BTreeMap::new(),
             next_read: 1,
-            applied: Vec::new(),
+            applied,
             down_until: 0,
             sent_promise: Ballot::ZERO,
             sent_accepted: BTreeMap::new(),
+            snaps,
+            snapshot_at,
+            snapshot_sent: BTreeMap::new(),
         }
+    }
+
+    /// A replica core started from what `store` holds.
+    fn new_replica(&mut self, id: NodeId, durable: DurableState) -> Replica {
+        self.boots += 1;
+        let mut cfg = Config::new(id, self.ids.clone(), self.seed ^ (self.boots << 32));
+        cfg.window_slots_max = 16;
+        cfg.batch_commands_max = 4;
+        let mut replica = match Replica::new(cfg, durable) {
+            Ok(r) => r,
+            Err(e) => panic!("seed {}: replica {id}: {e}", self.seed),
+        };
+        replica.set_faults(self.cfg.core_bugs);
+        replica
+    }
+
+    /// Takes a snapshot of replica `i`'s state machine and compacts its log below it.
+    fn take_snapshot(&mut self, i: usize) -> Result<(), FailStop> {
+        let node = &mut self.nodes[i];
+        let up_to = node.replica.applied();
+        let data = encode_snapshot(&node.kv, &node.applied);
+        node.snaps.write(up_to, &data).map_err(|_| FailStop)?;
+        node.store.compact(up_to).map_err(|_| FailStop)?;
+        node.replica.compact(up_to);
+        node.snapshot_at = up_to;
+        self.stats.snapshots_taken += 1;
+        Ok(())
+    }
+
+    /// Replica `i` installs a peer's snapshot: it becomes durable here, the log is compacted
+    /// below it, and the core restarts from the store with the snapshot's state machine.
+    fn install_snapshot(&mut self, i: usize, up_to: Slot, data: Vec<u8>) -> Result<(), FailStop> {
+        let Some((kv, applied)) = decode_snapshot(&data) else {
+            return Ok(()); // not from a correct peer: ignore it
+        };
+        let node = &mut self.nodes[i];
+        if let Some(&(_, last)) = node.pending.back() {
+            node.store.wait_durable(&last).map_err(|_| FailStop)?;
+        }
+        node.pending.clear();
+        node.snaps.write(up_to, &data).map_err(|_| FailStop)?;
+        node.store.compact(up_to).map_err(|_| FailStop)?;
+        let id = node.id;
+        let durable = node.store.state().durable();
+        let replica = self.new_replica(id, durable);
+        let node = &mut self.nodes[i];
+        node.replica = replica;
+        node.kv = kv;
+        node.applied = applied;
+        node.snapshot_at = up_to;
+        // Clients waiting on the old core's proposals and reads retry elsewhere.
+        node.waiting.clear();
+        node.reads.clear();
+        self.stats.snapshots_installed += 1;
+        Ok(())
     }
 
     /// Replaces replica `i` by a fresh incarnation booted from `image`, down for a while.
@@ -723,6 +858,15 @@ impl Sim<'_> {
                     self.request(i, from, seq, op);
                 }
             }
+            Wire::Snapshot { up_to, data } => {
+                if let Some(i) = self.index(to) {
+                    if up_to > self.nodes[i].replica.applied()
+                        && self.install_snapshot(i, up_to, data).is_err()
+                    {
+                        self.restart(i, false);
+                    }
+                }
+            }
             Wire::Reply { seq, result } => {
                 let Some(c) = self.clients.iter().position(|c| c.id == to) else {
                     return;
@@ -798,6 +942,14 @@ impl Sim<'_> {
 
     /// Completes persists now and then, and carries out the replica's actions.
     fn node_act(&mut self, i: usize, faults: bool) -> Result<(), FailStop> {
+        let every = self.cfg.compact_every_slots;
+        let node = &self.nodes[i];
+        if every > 0
+            && node.replica.applied().0 >= node.snapshot_at.0 + every
+            && self.rng.chance(0.2)
+        {
+            self.take_snapshot(i)?;
+        }
         // Now and then one group commit makes everything submitted so far durable at once.
         let stuck = self.cfg.node_bugs.lose_completions;
         if !stuck && !self.nodes[i].pending.is_empty() && self.rng.chance(0.5) {
@@ -868,7 +1020,26 @@ impl Sim<'_> {
                         self.reply(id, client, seq, Reply::NotLeader(leader));
                     }
                 }
-                Action::SnapshotHint { .. } => {}
+                Action::SnapshotHint { to, below } => {
+                    // A peer needs slots we compacted away: send our newest snapshot (at most
+                    // every 20 steps per peer).
+                    let now = self.now;
+                    let node = &mut self.nodes[i];
+                    let last = node.snapshot_sent.get(&to).copied();
+                    if last.is_none_or(|t| t + 20 <= now) {
+                        if let Ok(Some(snap)) = node.snaps.latest() {
+                            if snap.up_to >= below {
+                                node.snapshot_sent.insert(to, now);
+                                let w = Wire::Snapshot {
+                                    up_to: snap.up_to,
+                                    data: snap.data,
+                                };
+                                let from = node.id;
+                                self.net.send(now, from, to, w);
+                            }
+                        }
+                    }
+                }
             }
         }
         self.nodes[i].replica.recycle(&mut done);

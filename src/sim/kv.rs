@@ -147,6 +147,33 @@ impl KvMachine {
         decode_output(&result)
     }
 
+    /// The machine's bytes, for a snapshot: `u32 count | (u64 key | u64 value)*`, then the
+    /// session table ([`Sessions::encode`]).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.values.len() as u32).to_le_bytes());
+        for (k, v) in &self.values {
+            out.extend_from_slice(&k.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        self.sessions.encode(out);
+    }
+
+    /// Decodes a machine from the front of `b`, with the bytes it used; `None` if malformed.
+    pub fn decode(b: &[u8]) -> Option<(KvMachine, usize)> {
+        let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let mut at = 4usize;
+        let mut values = BTreeMap::new();
+        for _ in 0..n {
+            let kv = b.get(at..at.checked_add(16)?)?;
+            let k = u64::from_le_bytes(kv[..8].try_into().ok()?);
+            let v = u64::from_le_bytes(kv[8..].try_into().ok()?);
+            values.insert(k, v);
+            at += 16;
+        }
+        let (sessions, used) = Sessions::decode(b.get(at..)?)?;
+        Some((KvMachine { values, sessions }, at + used))
+    }
+
     /// The current value of `key` (what a read served after a read-index round returns).
     pub fn get(&self, key: u64) -> Option<u64> {
         self.values.get(&key).copied()
@@ -217,5 +244,12 @@ mod tests {
         // An older command of the same client is stale.
         assert_eq!(m.apply(&put), None);
         assert_eq!(m.get(1), Some(1));
+        // A snapshot restores the values and the sessions: the retry still applies once.
+        let mut b = Vec::new();
+        m.encode(&mut b);
+        let (mut back, used) = KvMachine::decode(&b).unwrap();
+        assert_eq!((used, &back), (b.len(), &m));
+        assert_eq!(back.apply(&cas), Some(KvOutput::Swapped(true)));
+        assert_eq!(back, m);
     }
 }
