@@ -14,7 +14,10 @@
 //!   byte); or an acceptor crashes right after it replied to a prepare;
 //! * `fdatasync` returns EIO: the log is poisoned, the replica fail-stops and restarts from
 //!   what its disk really holds;
-//! * persists complete after random delays (group commit folds many into one sync).
+//! * persists complete after random delays (group commit folds many into one sync);
+//! * every replica snapshots its state machine and compacts its log now and then
+//!   ([`SimConfig::compact_every_slots`]), so lagging replicas must catch up from a peer's
+//!   snapshot (on the core's `SnapshotHint`).
 //!
 //! # Checkers
 //!
