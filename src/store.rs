@@ -9,15 +9,14 @@
 //! * `Accept(entry)`: the slot's accepted value becomes this one — a later record for a slot
 //!   supersedes an earlier one; nothing is ever removed by a *suffix truncation* (Raft's "delete
 //!   conflicting entries" is unsafe for Paxos: a value accepted by a quorum may be chosen before
-//!   a later leader re-proposes it);
+//!   a later leader re-proposes it); and `promised = max(promised, entry.ballot)`, since an
+//!   accepted ballot implies a promise at least that high even if the promise record itself was
+//!   lost (FAULTS 24);
 //! * `Chosen { up_to }`: every slot below `up_to` is known chosen;
 //! * `Snapshot { up_to }`: a durable snapshot covers every slot below `up_to`; accepted values
 //!   below it are dropped;
 //! * `TruncateAfter(s)`: written only by the planted bug `Faults::truncate_suffix_on_conflict`
-//!   (the store replays it faithfully, so the simulator sees the damage it does);
-//!
-//! and finally sets `promised = max(promised, highest accepted ballot)` (an accepted ballot
-//! implies a promise at least that high, even if the promise record itself was lost; FAULTS 24).
+//!   (the store replays it faithfully, so the simulator sees the damage it does).
 //!
 //! Compaction ([`AcceptorStore::compact`]) first re-appends the live state — the snapshot mark,
 //! the current promise, the chosen point and every accepted value at or above the snapshot
@@ -74,13 +73,6 @@ impl AcceptorState {
                     self.accepted = self.accepted.split_off(up_to);
                 }
             }
-        }
-    }
-
-    /// Raises the promise to the highest accepted ballot (FAULTS 24).
-    fn settle(&mut self) {
-        if let Some(max) = self.accepted.values().map(|(b, _)| *b).max() {
-            self.promised = self.promised.max(max);
         }
     }
 
@@ -148,7 +140,6 @@ impl AcceptorStore {
             })?;
             state.apply(&rec);
         }
-        state.settle();
         Ok(AcceptorStore {
             wal,
             state: Mutex::new(state),
@@ -268,7 +259,6 @@ mod tests {
         let mut s = AcceptorState::default();
         s.apply(&StoreRecord::Promise(b(1, 1)));
         s.apply(&acc(1, b(5, 2), b""));
-        s.settle();
         assert_eq!(s.promised, b(5, 2));
     }
 
@@ -374,7 +364,6 @@ mod tests {
             }
             let mut model = AcceptorState::default();
             for r in &recs { model.apply(r); }
-            model.settle();
             store.close().unwrap();
             let store = AcceptorStore::open(dir.path(), Options::default()).unwrap();
             prop_assert_eq!(store.state(), model);

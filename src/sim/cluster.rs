@@ -312,7 +312,7 @@ struct Node {
     /// Read-index rounds in flight: ctx → (client, seq, key).
     reads: BTreeMap<u64, (NodeId, u64, u64)>,
     next_read: u64,
-    /// Commands applied by this incarnation, in order.
+    /// Commands applied, in order: those its snapshot covers, then those this incarnation applied.
     applied: Vec<(u64, u64)>,
     /// Down (crashed, not yet rebooted) until this step: it neither runs nor receives.
     down_until: u64,
