@@ -185,18 +185,6 @@ struct BenchArgs {
 }
 
 fn main() -> ExitCode {
-    // The simulator injects thousands of I/O errors on purpose; its logs stay off unless
-    // PAXWAL_LOG asks for them.
-    let quiet = std::env::args().nth(1).as_deref() == Some("sim");
-    let filter = match std::env::var("PAXWAL_LOG") {
-        Ok(f) => tracing_subscriber::EnvFilter::new(f),
-        Err(_) if quiet => tracing_subscriber::EnvFilter::new("off"),
-        Err(_) => tracing_subscriber::EnvFilter::new("error"),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     // A bad command line exits 64 (EX_USAGE), never 2, which `log verify` uses for corruption.
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -206,6 +194,21 @@ fn main() -> ExitCode {
             return ExitCode::from(if usage_error { 64 } else { 0 });
         }
     };
+    // The simulator injects thousands of I/O errors on purpose; its logs stay off unless
+    // PAXWAL_LOG asks for them.
+    #[cfg(feature = "sim")]
+    let quiet = matches!(cli.command, Command::Sim(_));
+    #[cfg(not(feature = "sim"))]
+    let quiet = false;
+    let filter = match std::env::var("PAXWAL_LOG") {
+        Ok(f) => tracing_subscriber::EnvFilter::new(f),
+        Err(_) if quiet => tracing_subscriber::EnvFilter::new("off"),
+        Err(_) => tracing_subscriber::EnvFilter::new("error"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let r = match cli.command {
         Command::Log { command } => match command {
             LogCommand::Append { dir, segment_bytes } => append(dir, segment_bytes),
