@@ -1,7 +1,8 @@
 //! The cluster simulation (`paxwal::sim::cluster`): the real Multi-Paxos core over the real
 //! acceptor store on simulated disks, 3 and 5 replicas, every fault on (network delay, loss,
 //! duplication, reordering, isolations and splits; crash-restarts losing unsynced writes or
-//! tearing the last one; crashes right after a promise; fsync EIO), clients that retry.
+//! tearing the last one; crashes right after a promise; fsync EIO), snapshots with log
+//! compaction and catch-up from a peer's snapshot, clients that retry.
 //! Pins: agreement, validity, durability of acknowledged writes, linearizability of each key's
 //! history, and liveness once faults stop — over 1,000 seeds per cluster size — and that every
 //! planted bug is caught within the same seed budget.
