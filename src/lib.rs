@@ -5,6 +5,8 @@
 //!   and storage completions in; persist, send, apply and read actions out).
 //! * [`sim`] (feature `sim`, on by default): the deterministic cluster simulator and its
 //!   checkers.
+//! * [`node`]: the runtime: threads, authenticated TCP transport, state machines, client
+//!   protocol.
 //! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
 //!   in the log.
 //! * [`bench`](mod@bench): the append benchmark and raw-disk probes behind `paxwal bench`.
@@ -79,6 +81,7 @@ pub mod bench;
 #[cfg(feature = "compare")]
 pub mod compare;
 pub mod error;
+pub mod node;
 pub mod paxos;
 pub mod replbench;
 #[cfg(feature = "sim")]
