@@ -22,10 +22,19 @@ struct Cluster {
     dir: tempfile::TempDir,
 }
 
+/// A free port below the kernel's ephemeral range, so that no client connection's local
+/// port can take it while a stopped replica is down (its restart binds the same port).
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_000;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
 }
 
 impl Cluster {
@@ -138,7 +147,10 @@ fn writes_reads_failover_and_restart_from_disk() {
     assert_eq!(kv.get(&key(7)).expect("get"), Some(b"v7".to_vec()));
     assert_eq!(kv.get(b"absent").expect("get"), None);
     assert!(kv.cas(&key(7), Some(b"v7"), b"w7").expect("cas"));
-    assert!(!kv.cas(&key(7), Some(b"v7"), b"x7").expect("cas"), "second cas must fail");
+    assert!(
+        !kv.cas(&key(7), Some(b"v7"), b"x7").expect("cas"),
+        "second cas must fail"
+    );
     assert!(kv.delete(&key(8)).expect("delete"));
     assert!(!kv.delete(&key(8)).expect("delete"));
 
@@ -147,14 +159,21 @@ fn writes_reads_failover_and_restart_from_disk() {
     c.stop(old);
     let t = Instant::now();
     kv.put(b"after-failover", b"1").expect("put after failover");
-    assert!(t.elapsed() < Duration::from_secs(10), "failover took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "failover took {:?}",
+        t.elapsed()
+    );
     assert_eq!(kv.get(&key(7)).expect("get"), Some(b"w7".to_vec()));
     assert_eq!(kv.get(&key(8)).expect("get"), None);
 
     // It restarts from its own disk and catches up from the log.
     c.start(old, |_| {});
     let new = c.leader().expect("a leader");
-    let target = c.nodes[new].as_ref().map(|n| n.status().applied.0).unwrap_or(0);
+    let target = c.nodes[new]
+        .as_ref()
+        .map(|n| n.status().applied.0)
+        .unwrap_or(0);
     c.wait_applied(old, target);
     let addr = c.client[old];
     for i in (0..200).step_by(17) {
@@ -163,7 +182,11 @@ fn writes_reads_failover_and_restart_from_disk() {
             8 => None,
             _ => Some(format!("v{i}").into_bytes()),
         };
-        assert_eq!(kv.get_local(addr, &key(i)).expect("local get"), want, "key {i}");
+        assert_eq!(
+            kv.get_local(addr, &key(i)).expect("local get"),
+            want,
+            "key {i}"
+        );
     }
     assert_eq!(
         kv.get_local(addr, b"after-failover").expect("local get"),
@@ -194,9 +217,15 @@ fn a_replica_down_across_snapshots_catches_up_by_transfer_after_a_dropped_connec
         kv.put(&key(i), &big).expect("put");
     }
     let leader = c.leader().expect("a leader");
-    let status = c.nodes[leader].as_ref().map(|n| n.status()).expect("leader status");
+    let status = c.nodes[leader]
+        .as_ref()
+        .map(|n| n.status())
+        .expect("leader status");
     assert!(status.metrics.snapshots_taken >= 5, "{status:?}");
-    assert!(status.log_start.0 > 1, "the leader compacted its log: {status:?}");
+    assert!(
+        status.log_start.0 > 1,
+        "the leader compacted its log: {status:?}"
+    );
 
     c.start(down, |cfg| {
         cfg.snapshot_every_slots = 40;
@@ -205,17 +234,31 @@ fn a_replica_down_across_snapshots_catches_up_by_transfer_after_a_dropped_connec
     });
     c.wait_applied(down, status.applied.0);
     let s = c.nodes[down].as_ref().map(|n| n.status()).expect("status");
-    assert!(s.metrics.snapshots_installed >= 1, "installed by transfer: {s:?}");
-    assert!(s.metrics.chunks_received > 5, "more chunks than the drop point: {s:?}");
+    assert!(
+        s.metrics.snapshots_installed >= 1,
+        "installed by transfer: {s:?}"
+    );
+    assert!(
+        s.metrics.chunks_received > 5,
+        "more chunks than the drop point: {s:?}"
+    );
     let addr = c.client[down];
-    assert_eq!(kv.get_local(addr, b"first").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(
+        kv.get_local(addr, b"first").expect("get"),
+        Some(b"1".to_vec())
+    );
     for i in (0..400).step_by(37) {
-        assert_eq!(kv.get_local(addr, &key(i)).expect("get"), Some(big.clone()), "key {i}");
+        assert_eq!(
+            kv.get_local(addr, &key(i)).expect("get"),
+            Some(big.clone()),
+            "key {i}"
+        );
     }
     // And it takes part: with another replica down, writes still commit.
     let other = (down + 1) % 3;
     c.stop(other);
-    kv.put(b"two-left", b"ok").expect("put with the caught-up replica in the quorum");
+    kv.put(b"two-left", b"ok")
+        .expect("put with the caught-up replica in the quorum");
     assert_eq!(kv.get(b"two-left").expect("get"), Some(b"ok".to_vec()));
 }
 
