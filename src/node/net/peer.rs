@@ -228,6 +228,14 @@ impl PeerNet {
         sent
     }
 
+    /// Closes the connection to `peer`, if any (the dialing side reconnects with backoff).
+    /// For tests of what survives a dropped connection.
+    pub fn disconnect(&self, peer: NodeId) {
+        if let Some(c) = self.inner.conns.read().get(&peer) {
+            let _ = c.stream.shutdown(Shutdown::Both);
+        }
+    }
+
     /// Peers with an authenticated connection now, in id order.
     pub fn connected(&self) -> Vec<NodeId> {
         let mut v: Vec<NodeId> = self.inner.conns.read().keys().copied().collect();
