@@ -7,8 +7,10 @@
 //! * [`net`]: frames on the wire, the authenticated handshake, the peer transport.
 
 pub mod client;
+mod clients;
 pub mod config;
 pub mod kv;
+pub mod load;
 pub mod machine;
 pub mod metrics;
 pub mod net;

@@ -33,23 +33,22 @@
 //! disk.
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{bounded, select, Receiver, Sender, TrySendError};
+use crossbeam::channel::{bounded, select, Receiver, Sender};
 use parking_lot::Mutex;
 
+use super::client::ClientError;
+use super::clients::{client_acceptor, responder, ToResponder};
 use super::config::{NodeConfig, NodeError};
 use super::machine::StateMachine;
 use super::metrics::{Metrics, MetricsSnapshot};
-use super::net::{
-    accept_handshake, read_frame, write_frame, Expect, FrameError, NetStats, PeerNet, PeerNetConfig,
-};
+use super::net::{NetStats, PeerNet, PeerNetConfig};
 use super::proto::{PeerMsg, Request, Response};
 use crate::paxos::{Action, Command, Config, NotLeader, Replica, Role};
 use crate::snapshot::Snapshots;
@@ -57,8 +56,6 @@ use crate::store::AcceptorStore;
 use crate::types::{NodeId, Slot};
 use crate::wal::{Appended, Options};
 
-/// Most bytes in one client request frame.
-const CLIENT_FRAME_MAX: usize = 4 << 20;
 /// Most bytes in one peer frame the node accepts as a snapshot (the whole snapshot).
 const SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
 /// A pending client request older than this is answered `Failed` (its client gave up).
@@ -158,11 +155,11 @@ struct Position {
 }
 
 /// What the pump's second channel carries.
-enum Input {
+pub(crate) enum Input {
     Client {
         id: u64,
         req: Request,
-        reply: Sender<(u64, Response)>,
+        reply: ReplyTo,
         at: Instant,
     },
     /// Every persist up to this token is durable.
@@ -180,20 +177,19 @@ enum SnapJob {
     Install(Slot, Arc<Vec<u8>>),
 }
 
-struct Shared {
+pub(crate) struct Shared {
     id: NodeId,
-    stop: AtomicBool,
-    fatal: Mutex<Option<String>>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) fatal: Mutex<Option<String>>,
     position: Mutex<Position>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     store: Arc<AcceptorStore>,
     data_dir: PathBuf,
     client_addr: SocketAddr,
-    connections: AtomicUsize,
 }
 
 impl Shared {
-    fn fail(&self, why: String) {
+    pub(crate) fn fail(&self, why: String) {
         tracing::error!("fail-stop: {why}");
         let mut f = self.fatal.lock();
         if f.is_none() {
@@ -207,6 +203,7 @@ impl Shared {
 pub struct Node {
     id: NodeId,
     shared: Arc<Shared>,
+    input_tx: Sender<Input>,
     net: Arc<PeerNet>,
     peer_addr: SocketAddr,
     threads: Vec<JoinHandle<()>>,
@@ -277,6 +274,7 @@ impl Node {
         let (input_tx, input_rx) = bounded::<Input>(cfg.pending_max.max(1024));
         let (sync_tx, sync_rx) = bounded::<(u64, Appended, Instant)>(65_536);
         let (snap_tx, snap_rx) = bounded::<SnapJob>(4);
+        let (resp_tx, resp_rx) = bounded::<ToResponder>(65_536);
         let net = Arc::new(
             PeerNet::start(
                 PeerNetConfig {
@@ -305,7 +303,6 @@ impl Node {
             store: Arc::clone(&store),
             data_dir: cfg.data_dir.clone(),
             client_addr,
-            connections: AtomicUsize::new(0),
         });
 
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -331,10 +328,12 @@ impl Node {
             let tx = input_tx.clone();
             let auth = cfg.auth.clone();
             let (me, max) = (cfg.id, cfg.client_connections_max);
+            let resp = resp_tx.clone();
             threads.push(spawn(
                 "clients",
-                Box::new(move || client_acceptor(&sh, client_listener, auth, me, max, &tx)),
+                Box::new(move || client_acceptor(&sh, client_listener, auth, me, max, &tx, &resp)),
             )?);
+            threads.push(spawn("respond", Box::new(move || responder(&resp_rx)))?);
         }
         {
             let pump = Pump {
@@ -345,6 +344,8 @@ impl Node {
                 net: Arc::clone(&net),
                 sync_tx,
                 snap_tx,
+                resp_tx,
+                out: Vec::new(),
                 writes: HashMap::new(),
                 reads: HashMap::new(),
                 next_ctx: 1,
@@ -364,7 +365,6 @@ impl Node {
                 Box::new(move || pump.run(&peer_rx, &input_rx)),
             )?);
         }
-        drop(input_tx);
         tracing::info!(
             "replica {} serving clients on {client_addr}, peers on {peer_addr}",
             cfg.id.0
@@ -372,6 +372,7 @@ impl Node {
         Ok(Node {
             id: cfg.id,
             shared,
+            input_tx,
             net,
             peer_addr,
             threads,
@@ -381,6 +382,53 @@ impl Node {
     /// This replica's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// Proposes `command` (on the leader) and waits until it is applied: returns the state
+    /// machine's output. A command retried with the same `(client, seq)` applies once.
+    /// [`ClientError::NotLeader`] names the leader's client address when known.
+    pub fn propose(&self, command: Command, timeout: Duration) -> Result<Vec<u8>, ClientError> {
+        self.call(
+            Request::Write {
+                client: command.client,
+                seq: command.seq,
+                payload: command.payload,
+            },
+            timeout,
+        )
+    }
+
+    /// A linearizable read (on the leader): `query` is answered by the state machine once a
+    /// read-index round made its state at least as new as every write acknowledged before.
+    pub fn read(&self, query: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, ClientError> {
+        self.call(Request::Read { query }, timeout)
+    }
+
+    fn call(&self, req: Request, timeout: Duration) -> Result<Vec<u8>, ClientError> {
+        let (tx, rx) = bounded(1);
+        let input = Input::Client {
+            id: 0,
+            req,
+            reply: ReplyTo::Local(tx),
+            at: Instant::now(),
+        };
+        match self.input_tx.try_send(input) {
+            Ok(()) => {}
+            Err(crossbeam::channel::TrySendError::Full(_)) => return Err(ClientError::Busy),
+            Err(crossbeam::channel::TrySendError::Disconnected(_)) => {
+                return Err(ClientError::Failed(
+                    self.fatal().unwrap_or_else(|| "node stopped".into()),
+                ))
+            }
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(Response::Done(out)) => Ok(out),
+            Ok(Response::NotLeader(a)) => Err(ClientError::NotLeader(a)),
+            Ok(Response::Busy) => Err(ClientError::Busy),
+            Ok(Response::Failed(why)) => Err(ClientError::Failed(why)),
+            Ok(Response::Status(_)) => Err(ClientError::Protocol("unexpected status".into())),
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
     }
 
     /// The address clients connect to (with the real port when bound to port 0).
@@ -553,141 +601,6 @@ fn snapshotter(shared: &Shared, snaps: Snapshots, rx: &Receiver<SnapJob>, tx: &S
     }
 }
 
-// ----- client connections ----------------------------------------------------------------
-
-fn client_acceptor(
-    shared: &Arc<Shared>,
-    listener: TcpListener,
-    auth: super::net::Auth,
-    me: NodeId,
-    max: usize,
-    tx: &Sender<Input>,
-) {
-    if let Err(e) = listener.set_nonblocking(true) {
-        shared.fail(format!("client listener: {e}"));
-        return;
-    }
-    let mut conns: Vec<JoinHandle<()>> = Vec::new();
-    while !shared.stop.load(Ordering::Acquire) {
-        match listener.accept() {
-            Ok((stream, addr)) => {
-                conns.retain(|h| !h.is_finished());
-                if shared.connections.load(Ordering::Acquire) >= max {
-                    tracing::warn!("client {addr}: refused, {max} connections already open");
-                    continue;
-                }
-                let (sh, tx, auth) = (Arc::clone(shared), tx.clone(), auth.clone());
-                sh.connections.fetch_add(1, Ordering::AcqRel);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("paxwal-client-{}", me.0))
-                    .spawn(move || {
-                        serve_client(&sh, stream, addr, &auth, me, &tx);
-                        sh.connections.fetch_sub(1, Ordering::AcqRel);
-                    });
-                match spawned {
-                    Ok(h) => conns.push(h),
-                    Err(e) => {
-                        shared.connections.fetch_sub(1, Ordering::AcqRel);
-                        tracing::warn!("client {addr}: cannot spawn a thread: {e}");
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => {
-                tracing::warn!("accepting a client: {e}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-    for h in conns {
-        let _ = h.join();
-    }
-}
-
-fn serve_client(
-    shared: &Shared,
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    auth: &super::net::Auth,
-    me: NodeId,
-    tx: &Sender<Input>,
-) {
-    let _ = stream.set_nonblocking(false);
-    if let Err(e) = accept_handshake(&mut stream, auth, me, Expect::Clients) {
-        tracing::warn!("client {addr}: handshake refused: {e}");
-        return;
-    }
-    let _ = stream.set_nodelay(true);
-    // Short read timeouts so the thread notices a shutdown.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let Ok(write_half) = stream.try_clone() else {
-        return;
-    };
-    let (reply_tx, reply_rx) = bounded::<(u64, Response)>(4096);
-    let writer = std::thread::spawn(move || {
-        let mut w = BufWriter::new(write_half);
-        while let Ok((id, resp)) = reply_rx.recv() {
-            if write_frame(&mut w, &resp.encode(id)).is_err() {
-                return;
-            }
-            while let Ok((id, resp)) = reply_rx.try_recv() {
-                if write_frame(&mut w, &resp.encode(id)).is_err() {
-                    return;
-                }
-            }
-            if w.flush().is_err() {
-                return;
-            }
-        }
-    });
-    let mut reader = std::io::BufReader::new(stream);
-    while !shared.stop.load(Ordering::Acquire) {
-        let frame = match read_frame(&mut reader, CLIENT_FRAME_MAX) {
-            Ok(f) => f,
-            Err(e) if is_timeout(&e) => continue,
-            Err(_) => break,
-        };
-        let Some((id, req)) = Request::decode(&frame) else {
-            tracing::warn!("client {addr}: malformed request; closing");
-            let _ = reply_tx.send((0, Response::Failed("malformed request".into())));
-            break;
-        };
-        let input = Input::Client {
-            id,
-            req,
-            reply: reply_tx.clone(),
-            at: Instant::now(),
-        };
-        match tx.try_send(input) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                Metrics::inc(&shared.metrics.busy);
-                let _ = reply_tx.send((id, Response::Busy));
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                let why = shared
-                    .fatal
-                    .lock()
-                    .clone()
-                    .unwrap_or_else(|| "node is shutting down".into());
-                let _ = reply_tx.send((id, Response::Failed(why)));
-                break;
-            }
-        }
-    }
-    drop(reply_tx);
-    if let Ok(s) = reader.get_ref().try_clone() {
-        let _ = s.shutdown(std::net::Shutdown::Both);
-    }
-    let _ = writer.join();
-}
-
-fn is_timeout(e: &FrameError) -> bool {
-    e.is_timeout()
-}
-
 // ----- the pump ----------------------------------------------------------------------------
 
 /// A snapshot this node holds, ready to serve in chunks.
@@ -718,8 +631,27 @@ struct Incoming {
 
 struct Waiter {
     id: u64,
-    reply: Sender<(u64, Response)>,
+    reply: ReplyTo,
     at: Instant,
+}
+
+/// Where an answer goes: a client connection (through the responder thread) or a caller in
+/// this process ([`Node::propose`], [`Node::read`]).
+#[derive(Clone)]
+pub(crate) enum ReplyTo {
+    Conn(u64),
+    Local(Sender<Response>),
+}
+
+/// Answers `id` at `to`: a connection's answers are collected in `out` and handed to the
+/// responder once per pump round (one wake-up for all of them).
+fn reply(out: &mut Vec<(u64, u64, Response)>, to: &ReplyTo, id: u64, r: Response) {
+    match to {
+        ReplyTo::Conn(c) => out.push((*c, id, r)),
+        ReplyTo::Local(tx) => {
+            let _ = tx.try_send(r);
+        }
+    }
 }
 
 struct Pump {
@@ -730,6 +662,9 @@ struct Pump {
     net: Arc<PeerNet>,
     sync_tx: Sender<(u64, Appended, Instant)>,
     snap_tx: Sender<SnapJob>,
+    /// Answers for client connections, collected during a round.
+    resp_tx: Sender<ToResponder>,
+    out: Vec<(u64, u64, Response)>,
     /// Client writes waiting for their command to be applied, by `(client, seq)`.
     writes: HashMap<(u64, u64), Vec<Waiter>>,
     /// Reads waiting for their read-index round, by context.
@@ -793,6 +728,7 @@ impl Pump {
                 }
             }
             self.carry_out();
+            self.flush_answers();
         }
         let why = self
             .shared
@@ -802,11 +738,20 @@ impl Pump {
             .unwrap_or_else(|| "node is shutting down".into());
         for (_, ws) in self.writes.drain() {
             for w in ws {
-                let _ = w.reply.send((w.id, Response::Failed(why.clone())));
+                reply(&mut self.out, &w.reply, w.id, Response::Failed(why.clone()));
             }
         }
         for (_, (w, _)) in self.reads.drain() {
-            let _ = w.reply.send((w.id, Response::Failed(why.clone())));
+            reply(&mut self.out, &w.reply, w.id, Response::Failed(why.clone()));
+        }
+        self.flush_answers();
+    }
+
+    /// Hands this round's answers to the responder (one wake-up for all of them).
+    fn flush_answers(&mut self) {
+        if !self.out.is_empty() {
+            let batch = std::mem::take(&mut self.out);
+            let _ = self.resp_tx.send(ToResponder::Answers(batch));
         }
     }
 
@@ -843,9 +788,18 @@ impl Pump {
         }
     }
 
-    fn on_client(&mut self, id: u64, req: Request, reply: Sender<(u64, Response)>, at: Instant) {
-        let answer = |r: Response| {
-            let _ = reply.send((id, r));
+    fn on_client(&mut self, id: u64, req: Request, to: ReplyTo, at: Instant) {
+        if let Some(r) = self.serve(id, req, &to, at) {
+            reply(&mut self.out, &to, id, r);
+        }
+    }
+
+    /// Starts serving a request; returns the answer if it is known at once.
+    fn serve(&mut self, id: u64, req: Request, to: &ReplyTo, at: Instant) -> Option<Response> {
+        let waiter = || Waiter {
+            id,
+            reply: to.clone(),
+            at,
         };
         match req {
             Request::Write {
@@ -855,7 +809,7 @@ impl Pump {
             } => {
                 if self.writes.len() >= self.cfg.pending_max {
                     Metrics::inc(&self.shared.metrics.busy);
-                    return answer(Response::Busy);
+                    return Some(Response::Busy);
                 }
                 match self.replica.propose(Command {
                     client,
@@ -864,38 +818,34 @@ impl Pump {
                 }) {
                     Ok(()) => {
                         Metrics::inc(&self.shared.metrics.proposed);
-                        self.writes.entry((client, seq)).or_default().push(Waiter {
-                            id,
-                            reply,
-                            at,
-                        });
+                        self.writes.entry((client, seq)).or_default().push(waiter());
+                        None
                     }
-                    Err(e) => answer(self.not_leader(e)),
+                    Err(e) => Some(self.not_leader(e)),
                 }
             }
             Request::Read { query } => {
                 if self.reads.len() >= self.cfg.pending_max {
                     Metrics::inc(&self.shared.metrics.busy);
-                    return answer(Response::Busy);
+                    return Some(Response::Busy);
                 }
                 let ctx = self.next_ctx;
                 match self.replica.read_index(ctx) {
                     Ok(()) => {
                         self.next_ctx += 1;
-                        self.reads.insert(ctx, (Waiter { id, reply, at }, query));
+                        self.reads.insert(ctx, (waiter(), query));
+                        None
                     }
-                    Err(e) => answer(self.not_leader(e)),
+                    Err(e) => Some(self.not_leader(e)),
                 }
             }
-            Request::LocalRead { query } => match self.machine.query(&query) {
-                Some(out) => answer(Response::Done(out)),
-                None => answer(Response::Failed("malformed query".into())),
-            },
-            Request::Status => {
-                answer(Response::Status(
-                    status_of(&self.shared, Some(&self.net)).to_text(),
-                ));
-            }
+            Request::LocalRead { query } => Some(match self.machine.query(&query) {
+                Some(out) => Response::Done(out),
+                None => Response::Failed("malformed query".into()),
+            }),
+            Request::Status => Some(Response::Status(
+                status_of(&self.shared, Some(&self.net)).to_text(),
+            )),
         }
     }
 
@@ -934,7 +884,7 @@ impl Pump {
     fn on_tick(&mut self, now: Instant) {
         self.ticks += 1;
         // Tell the peers where this replica serves clients (for their NotLeader answers).
-        if self.ticks % 50 == 1 {
+        if self.ticks % 20 == 1 {
             let me = PeerMsg::Address(self.shared.client_addr.to_string());
             for (p, _) in &self.cfg.peers {
                 self.send_peer(*p, &me);
@@ -963,7 +913,12 @@ impl Pump {
             let expired = |w: &Waiter| now.duration_since(w.at) > PENDING_TTL;
             for ws in self.writes.values_mut() {
                 for w in ws.iter().filter(|w| expired(w)) {
-                    let _ = w.reply.send((w.id, Response::Failed("timed out".into())));
+                    reply(
+                        &mut self.out,
+                        &w.reply,
+                        w.id,
+                        Response::Failed("timed out".into()),
+                    );
                 }
                 ws.retain(|w| !expired(w));
             }
@@ -1008,7 +963,12 @@ impl Pump {
             let hint = self.address_of(self.replica.leader());
             for (_, ws) in self.writes.drain() {
                 for w in ws {
-                    let _ = w.reply.send((w.id, Response::NotLeader(hint.clone())));
+                    reply(
+                        &mut self.out,
+                        &w.reply,
+                        w.id,
+                        Response::NotLeader(hint.clone()),
+                    );
                 }
             }
             self.publish();
@@ -1045,7 +1005,7 @@ impl Pump {
                                     "stale or malformed command (a newer one of this client was applied)".into(),
                                 ),
                             };
-                            let _ = w.reply.send((w.id, r));
+                            reply(&mut self.out, &w.reply, w.id, r);
                         }
                     }
                 }
@@ -1057,14 +1017,13 @@ impl Pump {
                         Some(out) => Response::Done(out),
                         None => Response::Failed("malformed query".into()),
                     };
-                    let _ = w.reply.send((w.id, r));
+                    reply(&mut self.out, &w.reply, w.id, r);
                 }
             }
             Action::ReadAborted { ctx, leader } => {
                 if let Some((w, _)) = self.reads.remove(&ctx) {
-                    let _ = w
-                        .reply
-                        .send((w.id, Response::NotLeader(self.address_of(leader))));
+                    let r = Response::NotLeader(self.address_of(leader));
+                    reply(&mut self.out, &w.reply, w.id, r);
                 }
             }
             Action::SnapshotHint { to, below } => self.offer(to, below),
