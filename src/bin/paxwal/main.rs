@@ -1,0 +1,116 @@
+//! The `paxwal` command-line tool: benchmark, append to, dump, verify and inspect logs.
+//!
+//! This file parses the command line, sets up logging and maps results to exit codes; each
+//! command group lives in a file of its own (`log.rs`, `bench.rs`, `sim.rs`) exposing its clap
+//! arguments and one `run` function.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use paxwal::Error;
+
+mod bench;
+mod log;
+#[cfg(feature = "sim")]
+mod sim;
+
+#[derive(Parser)]
+#[command(
+    name = "paxwal",
+    version,
+    about = "A replicated write-ahead log: benchmark, append, dump, verify and inspect logs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with a log directory.
+    Log(log::LogArgs),
+    /// Benchmark durable appends against the raw disk, in one run.
+    Bench(bench::BenchArgs),
+    /// Run the deterministic cluster simulation (the real Paxos core and acceptor store on
+    /// simulated disks and network, with faults) and check it. Exit 1 on any violation.
+    #[cfg(feature = "sim")]
+    Sim(sim::SimArgs),
+}
+
+/// Exit code of a bad command line: 64 (EX_USAGE), never 2, which `log verify` uses for
+/// corruption.
+const EXIT_USAGE: u8 = 64;
+/// Exit code of a detected corruption.
+const EXIT_CORRUPTION: u8 = 2;
+/// Exit code of any other error.
+const EXIT_ERROR: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let usage_error = e.use_stderr();
+            let _ = e.print();
+            return ExitCode::from(if usage_error { EXIT_USAGE } else { 0 });
+        }
+    };
+    // The simulator injects thousands of I/O errors on purpose; its logs stay off unless
+    // PAXWAL_LOG asks for them.
+    #[cfg(feature = "sim")]
+    let quiet = matches!(cli.command, Command::Sim(_));
+    #[cfg(not(feature = "sim"))]
+    let quiet = false;
+    let filter = match std::env::var("PAXWAL_LOG") {
+        Ok(f) => tracing_subscriber::EnvFilter::new(f),
+        Err(_) if quiet => tracing_subscriber::EnvFilter::new("off"),
+        Err(_) => tracing_subscriber::EnvFilter::new("error"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let r = match cli.command {
+        Command::Log(args) => log::run(args),
+        Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "sim")]
+        Command::Sim(args) => Ok(sim::run(args)),
+    };
+    exit_code(r)
+}
+
+/// The one mapping from a command's result to the process's exit code: the command's own
+/// code on success; 2 for corruption; 1 for any other error (printed on stderr).
+fn exit_code(r: Result<u8, Error>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("paxwal: {e}");
+            ExitCode::from(if matches!(e, Error::Corruption { .. }) {
+                EXIT_CORRUPTION
+            } else {
+                EXIT_ERROR
+            })
+        }
+    }
+}
+
+/// A progress bar of `len` steps (a spinner if unknown) drawn with `template`.
+fn progress_bar(len: Option<u64>, template: &str) -> indicatif::ProgressBar {
+    let b = match len {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    b.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b
+}
+
+/// Prints `value` as one line of JSON.
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    let s = serde_json::to_string(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
