@@ -737,6 +737,63 @@ fn a_full_inbound_blocks_the_reader_and_loses_nothing() {
     b.shutdown();
 }
 
+#[test]
+fn keepalives_hold_an_idle_connection_and_a_silent_peer_is_dropped() {
+    use paxwal::node::net::auth::dial_handshake;
+    use paxwal::node::net::read_frame;
+    // Node 2 alone; "node 1" is this test, dialing by hand and then going silent.
+    let auth = secret(1);
+    let unused = TcpListener::bind("127.0.0.1:0").unwrap();
+    let all = [(NodeId(1), unused.local_addr().unwrap())];
+    let b = start_node(
+        2,
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        &all,
+        auth.clone(),
+        HandshakeBugs::default(),
+    );
+    let mut s = TcpStream::connect(b.addr).unwrap();
+    assert_eq!(
+        dial_handshake(&mut s, &auth, ConnKind::Peer(NodeId(1)), Some(NodeId(2))).unwrap(),
+        NodeId(2)
+    );
+    wait_until("connected", || b.net.connected() == [NodeId(1)]);
+    // Node 2 sends keepalives (empty frames) while it has nothing else to say.
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(read_frame(&mut s, 16).unwrap(), Vec::<u8>::new());
+    assert!(
+        !b.net.send(NodeId(1), Vec::new()),
+        "an empty payload is not sendable"
+    );
+    // This side sends nothing: node 2 drops it after its idle timeout.
+    let start = Instant::now();
+    wait_until("the silent peer dropped", || b.net.connected().is_empty());
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "dropped too early: {took:?}"
+    );
+    assert!(b.rx.try_recv().is_err(), "keepalives never reach inbound");
+    b.net.shutdown();
+}
+
+#[test]
+fn idle_connections_stay_up() {
+    let nodes = cluster(2, &Auth::Insecure);
+    all_connected(&nodes);
+    thread::sleep(Duration::from_millis(3500));
+    for n in &nodes {
+        let s = n.net.stats();
+        assert_eq!(
+            (s.connects, s.frames_sent, s.frames_received),
+            (1, 0, 0),
+            "{s:?}"
+        );
+        assert!(n.rx.try_recv().is_err());
+    }
+    exchange(&nodes, "after idle", 10);
+}
+
 /// One stranger's attempt on the peer port at `addr`. The dialing ones stop at their refused
 /// handshake (the dialer closes its end); the raw ones (`recorded` replayed, garbage, a bare
 /// frame, silence) keep their socket, follow with data frames, and check that the listener
@@ -749,8 +806,15 @@ fn stranger(addr: SocketAddr, what: &str, recorded: &[u8]) -> Result<(), String>
         ..HandshakeBugs::default()
     };
     let o = opts(bugs);
+    let mut frame = Vec::new();
+    encode_frame(format!("stranger {what}").as_bytes(), &mut frame);
     let dial = |s: &mut TcpStream, auth: &Auth, kind| -> Result<(), String> {
-        let _ = dial_handshake_with(s, auth, kind, None, &o);
+        if dial_handshake_with(s, auth, kind, None, &o).is_ok() {
+            // Only a broken listener gets here: send what a stranger would.
+            for _ in 0..10 {
+                let _ = s.write_all(&frame);
+            }
+        }
         Ok(())
     };
     match what {
@@ -769,8 +833,6 @@ fn stranger(addr: SocketAddr, what: &str, recorded: &[u8]) -> Result<(), String>
         _ => unreachable!(),
     }
     if what != "silent" {
-        let mut frame = Vec::new();
-        encode_frame(format!("stranger {what}").as_bytes(), &mut frame);
         for _ in 0..10 {
             let _ = s.write_all(&frame);
         }
@@ -899,9 +961,10 @@ fn strangers_against_running_traffic(bugs: HandshakeBugs) -> (Vec<Vec<u8>>, u64)
 #[test]
 fn strangers_on_a_peer_port_are_refused_and_do_not_disturb_traffic() {
     let (foreign, reconnects) = strangers_against_running_traffic(HandshakeBugs::default());
+    let shown: Vec<_> = foreign.iter().map(|p| String::from_utf8_lossy(p)).collect();
     assert!(
         foreign.is_empty(),
-        "stranger bytes reached inbound: {foreign:?}"
+        "stranger bytes reached inbound: {shown:?}"
     );
     assert_eq!(
         reconnects, 0,

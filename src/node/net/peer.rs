@@ -6,6 +6,8 @@
 //! reader thread (frames → the bounded `inbound` channel, blocking when it is full, so a slow
 //! consumer becomes TCP backpressure) and a writer thread (a bounded queue drained into a
 //! `BufWriter`, flushed when the queue is empty, so many small frames share one syscall).
+//! An empty frame is a keepalive, sent after [`KEEPALIVE_INTERVAL`] without traffic and never
+//! delivered; a connection silent for [`IDLE_TIMEOUT`] is closed.
 //! [`PeerNet::send`] never blocks: a frame for a peer that is not connected, or whose queue is
 //! full, is dropped and counted (the Paxos core tolerates loss). A frame that fails its checksum
 //! or exceeds [`FRAME_BYTES_MAX`] closes the connection. Handshakes run on their own threads, at
@@ -45,6 +47,12 @@ const ACCEPT_POLL: Duration = Duration::from_millis(10);
 /// How long a reader waits on a full `inbound` before checking whether to stop.
 const INBOUND_POLL: Duration = Duration::from_millis(50);
 const IO_BUFFER_BYTES: usize = 64 << 10;
+/// A writer with nothing to send for this long sends a keepalive (an empty frame, never
+/// delivered to `inbound`).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
+/// A reader that receives nothing (not even a keepalive) for this long closes the connection:
+/// a peer that vanished without a reset is noticed and redialed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What [`PeerNet::start`] needs.
 pub struct PeerNetConfig {
@@ -200,9 +208,11 @@ impl PeerNet {
     }
 
     /// Queues `payload` for `to`; never blocks. `false` (and counted as dropped) when `to` is
-    /// unknown, not connected, or its queue is full.
+    /// unknown, not connected, or its queue is full, and for an empty payload (on the wire an
+    /// empty frame is a keepalive).
     pub fn send(&self, to: NodeId, payload: Vec<u8>) -> bool {
         let sent = match self.inner.conns.read().get(&to) {
+            _ if payload.is_empty() => false,
             Some(c) => match c.tx.try_send(payload) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
@@ -379,11 +389,20 @@ impl Inner {
     }
 
     fn read_loop(&self, peer: NodeId, stream: &TcpStream, generation: u64) {
+        if let Err(e) = stream.set_read_timeout(Some(IDLE_TIMEOUT)) {
+            tracing::warn!(peer = %peer, reason = %e, "cannot set the idle timeout");
+            return;
+        }
         let mut r = BufReader::with_capacity(IO_BUFFER_BYTES, stream);
         loop {
             let payload = match read_frame(&mut r, FRAME_BYTES_MAX) {
+                Ok(p) if p.is_empty() => continue, // keepalive
                 Ok(p) => p,
                 Err(FrameError::Closed) => return,
+                Err(e) if e.is_timeout() => {
+                    tracing::warn!(peer = %peer, "closing a peer connection silent for {IDLE_TIMEOUT:?}");
+                    return;
+                }
                 Err(e @ (FrameError::Checksum | FrameError::TooLarge { .. })) => {
                     tracing::warn!(peer = %peer, reason = %e, "closing a peer connection");
                     return;
@@ -424,7 +443,16 @@ impl Inner {
     fn write_loop(&self, peer: NodeId, stream: TcpStream, rx: Receiver<Vec<u8>>) {
         let mut w = BufWriter::with_capacity(IO_BUFFER_BYTES, &stream);
         let res = (|| -> std::io::Result<()> {
-            while let Ok(first) = rx.recv() {
+            loop {
+                let first = match rx.recv_timeout(KEEPALIVE_INTERVAL) {
+                    Ok(p) => p,
+                    Err(RecvTimeoutError::Timeout) => {
+                        write_frame(&mut w, &[])?;
+                        w.flush()?;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
                 let mut next = Some(first);
                 while let Some(p) = next {
                     write_frame(&mut w, &p)?;
