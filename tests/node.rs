@@ -325,3 +325,31 @@ fn the_embedding_api_proposes_and_reads_in_process() {
         }
     }
 }
+
+#[test]
+fn the_load_generator_acknowledges_only_what_the_cluster_holds() {
+    use paxwal::node::load::{run, LoadConfig};
+    let c = Cluster::new(3);
+    let mut kv = c.client();
+    kv.put(b"warm", b"up").expect("a leader is elected");
+    let cfg = LoadConfig {
+        cluster: c.client.clone(),
+        clients: 32,
+        connections: 4,
+        value_bytes: 16,
+        duration: Duration::from_millis(800),
+    };
+    let (r, acked) = run(&cfg, &c.auth, true).expect("load runs");
+    assert!(
+        r.committed > 0 && r.committed == acked.len() as u64,
+        "{r:?}"
+    );
+    assert!(r.p50_us > 0 && r.p50_us <= r.p99_us, "{r:?}");
+    for (k, v) in acked.iter().step_by((acked.len() / 50).max(1)) {
+        assert_eq!(
+            kv.get(k).expect("get").as_ref(),
+            Some(v),
+            "an acknowledged put is readable"
+        );
+    }
+}

@@ -52,13 +52,16 @@ pub struct LoadResult {
     pub retries: u64,
 }
 
+/// Acknowledged puts: `(key, value)`.
+pub type Acked = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Runs the load; every acknowledged put is returned in `acked` as `(key, value)` when
 /// `record` is set (for checking them afterwards).
 pub fn run(
     cfg: &LoadConfig,
     auth: &Auth,
     record: bool,
-) -> Result<(LoadResult, Vec<(Vec<u8>, Vec<u8>)>), ClientError> {
+) -> Result<(LoadResult, Acked), ClientError> {
     let conns = cfg.connections.clamp(1, cfg.clients.max(1));
     let committed = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
@@ -145,7 +148,7 @@ fn connection_loop(
     retries: &AtomicU64,
     stop: &AtomicBool,
     hist: &Histogram,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError> {
+) -> Result<Acked, ClientError> {
     let value = vec![b'v'; cfg.value_bytes];
     // Session ids: random high bits per run, the logical client in the low bits.
     let base = {
@@ -206,19 +209,9 @@ fn connection_loop(
             Ok(())
         };
         // Every logical client's current command (a retry keeps its seq).
-        for slot in 0..ids.len() {
-            if seqs[slot] == 0 {
-                seqs[slot] = 1;
-            }
-            if send(
-                &mut writer,
-                &mut outstanding,
-                &mut next_id,
-                slot,
-                seqs[slot],
-            )
-            .is_err()
-            {
+        for (slot, seq) in seqs.iter_mut().enumerate() {
+            *seq = (*seq).max(1);
+            if send(&mut writer, &mut outstanding, &mut next_id, slot, *seq).is_err() {
                 continue 'reconnect;
             }
         }
