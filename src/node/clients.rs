@@ -23,7 +23,8 @@ use crossbeam::channel::{Receiver, Sender, TrySendError};
 use super::metrics::Metrics;
 use super::net::{accept_handshake, encode_frame, read_frame, Auth, Expect};
 use super::proto::{Request, Response};
-use super::runtime::{Input, ReplyTo, Shared};
+use super::pump::ReplyTo;
+use super::runtime::{Input, Shared};
 use crate::types::NodeId;
 
 /// Most bytes in one client request frame.

@@ -17,8 +17,9 @@
 //!   then does the core release the Promise and Accepted replies that depend on it.
 //! * **snapshotter** (one): writes snapshot files ([`Snapshots::write`]) and compacts the
 //!   acceptor log below them ([`AcceptorStore::compact`]) off the pump.
-//! * **client acceptor** and two threads per client connection (reader, writer); the peer
-//!   transport's own threads ([`PeerNet`]).
+//! * **client acceptor**, a reader thread per client connection and one **responder** that
+//!   writes every connection's answers (module `clients`); the peer transport's own threads
+//!   ([`PeerNet`]).
 //!
 //! # Order of effects
 //!
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{bounded, select, Receiver, Sender};
+use crossbeam::channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::client::ClientError;
@@ -49,17 +50,14 @@ use super::config::{NodeConfig, NodeError};
 use super::machine::StateMachine;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::net::{NetStats, PeerNet, PeerNetConfig};
-use super::proto::{PeerMsg, Request, Response};
-use crate::paxos::{Action, Command, Config, NotLeader, Replica, Role};
+use super::proto::{Request, Response};
+use super::pump::{Pump, ReplyTo};
+use super::transfer::Cached;
+use crate::paxos::{Command, Config, Replica, Role};
 use crate::snapshot::Snapshots;
 use crate::store::AcceptorStore;
 use crate::types::{NodeId, Slot};
 use crate::wal::{Appended, Options};
-
-/// Most bytes in one peer frame the node accepts as a snapshot (the whole snapshot).
-const SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
-/// A pending client request older than this is answered `Failed` (its client gave up).
-const PENDING_TTL: Duration = Duration::from_secs(30);
 
 /// One replica's status: what `paxwal kv status` and scripts read.
 #[derive(Clone, Debug)]
@@ -146,12 +144,12 @@ impl Status {
 
 /// The core's position, published by the pump.
 #[derive(Clone, Copy, Debug)]
-struct Position {
-    role: Role,
-    leader: Option<NodeId>,
-    applied: Slot,
-    chosen: Slot,
-    log_start: Slot,
+pub(super) struct Position {
+    pub(super) role: Role,
+    pub(super) leader: Option<NodeId>,
+    pub(super) applied: Slot,
+    pub(super) chosen: Slot,
+    pub(super) log_start: Slot,
 }
 
 /// What the pump's second channel carries.
@@ -172,7 +170,7 @@ pub(crate) enum Input {
     Fatal(String),
 }
 
-enum SnapJob {
+pub(crate) enum SnapJob {
     Take(Slot, Arc<Vec<u8>>),
     Install(Slot, Arc<Vec<u8>>),
 }
@@ -181,11 +179,11 @@ pub(crate) struct Shared {
     id: NodeId,
     pub(crate) stop: AtomicBool,
     pub(crate) fatal: Mutex<Option<String>>,
-    position: Mutex<Position>,
+    pub(super) position: Mutex<Position>,
     pub(crate) metrics: Metrics,
-    store: Arc<AcceptorStore>,
+    pub(super) store: Arc<AcceptorStore>,
     data_dir: PathBuf,
-    client_addr: SocketAddr,
+    pub(super) client_addr: SocketAddr,
 }
 
 impl Shared {
@@ -488,7 +486,7 @@ impl Drop for Node {
     }
 }
 
-fn status_of(shared: &Shared, net: Option<&PeerNet>) -> Status {
+pub(super) fn status_of(shared: &Shared, net: Option<&PeerNet>) -> Status {
     let p = *shared.position.lock();
     let mut metrics = shared.metrics.snapshot();
     metrics.fsyncs = shared.store.wal().stats().fsyncs;
@@ -598,631 +596,5 @@ fn snapshotter(shared: &Shared, snaps: Snapshots, rx: &Receiver<SnapJob>, tx: &S
         if tx.send(msg).is_err() {
             return;
         }
-    }
-}
-
-// ----- the pump ----------------------------------------------------------------------------
-
-/// A snapshot this node holds, ready to serve in chunks.
-struct Cached {
-    up_to: Slot,
-    data: Arc<Vec<u8>>,
-    crc: u32,
-}
-
-impl Cached {
-    fn new(up_to: Slot, data: Arc<Vec<u8>>) -> Cached {
-        let crc = crc32fast::hash(&data);
-        Cached { up_to, data, crc }
-    }
-}
-
-/// A snapshot being received.
-struct Incoming {
-    from: NodeId,
-    up_to: Slot,
-    len: u64,
-    crc: u32,
-    buf: Vec<u8>,
-    last_progress: Instant,
-    chunks: u64,
-    dropped_once: bool,
-}
-
-struct Waiter {
-    id: u64,
-    reply: ReplyTo,
-    at: Instant,
-}
-
-/// Where an answer goes: a client connection (through the responder thread) or a caller in
-/// this process ([`Node::propose`], [`Node::read`]).
-#[derive(Clone)]
-pub(crate) enum ReplyTo {
-    Conn(u64),
-    Local(Sender<Response>),
-}
-
-/// Answers `id` at `to`: a connection's answers are collected in `out` and handed to the
-/// responder once per pump round (one wake-up for all of them).
-fn reply(out: &mut Vec<(u64, u64, Response)>, to: &ReplyTo, id: u64, r: Response) {
-    match to {
-        ReplyTo::Conn(c) => out.push((*c, id, r)),
-        ReplyTo::Local(tx) => {
-            let _ = tx.try_send(r);
-        }
-    }
-}
-
-struct Pump {
-    cfg: NodeConfig,
-    replica: Replica,
-    machine: Box<dyn StateMachine>,
-    shared: Arc<Shared>,
-    net: Arc<PeerNet>,
-    sync_tx: Sender<(u64, Appended, Instant)>,
-    snap_tx: Sender<SnapJob>,
-    /// Answers for client connections, collected during a round.
-    resp_tx: Sender<ToResponder>,
-    out: Vec<(u64, u64, Response)>,
-    /// Client writes waiting for their command to be applied, by `(client, seq)`.
-    writes: HashMap<(u64, u64), Vec<Waiter>>,
-    /// Reads waiting for their read-index round, by context.
-    reads: HashMap<u64, (Waiter, Vec<u8>)>,
-    next_ctx: u64,
-    /// Peers' client addresses (for NotLeader answers).
-    addresses: HashMap<NodeId, String>,
-    /// The newest snapshot's bound (taken or installed).
-    snapshot_at: Slot,
-    snapshotting: bool,
-    cache: Option<Cached>,
-    /// Our own snapshot being written: its bytes, to serve once durable.
-    pending_take: Option<(Slot, Arc<Vec<u8>>)>,
-    /// When a snapshot was last offered to each peer.
-    offered: HashMap<NodeId, Instant>,
-    incoming: Option<Incoming>,
-    installing: bool,
-    was_leader: bool,
-    ticks: u64,
-}
-
-impl Pump {
-    fn run(mut self, peer_rx: &Receiver<(NodeId, Vec<u8>)>, input_rx: &Receiver<Input>) {
-        let tick = self.cfg.tick;
-        let mut next_tick = Instant::now() + tick;
-        while !self.shared.stop.load(Ordering::Acquire) {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
-            select! {
-                recv(peer_rx) -> m => match m {
-                    Ok((from, bytes)) => self.on_peer(from, &bytes),
-                    Err(_) => break,
-                },
-                recv(input_rx) -> i => match i {
-                    Ok(i) => self.on_input(i),
-                    Err(_) => break,
-                },
-                default(timeout) => {}
-            }
-            // Take whatever else is waiting (bounded), so one round of actions covers it.
-            for _ in 0..4096 {
-                let mut any = false;
-                if let Ok((from, bytes)) = peer_rx.try_recv() {
-                    self.on_peer(from, &bytes);
-                    any = true;
-                }
-                if let Ok(i) = input_rx.try_recv() {
-                    self.on_input(i);
-                    any = true;
-                }
-                if !any {
-                    break;
-                }
-            }
-            let now = Instant::now();
-            if now >= next_tick {
-                self.replica.tick();
-                self.on_tick(now);
-                next_tick += tick;
-                if next_tick < now {
-                    next_tick = now + tick;
-                }
-            }
-            self.carry_out();
-            self.flush_answers();
-        }
-        let why = self
-            .shared
-            .fatal
-            .lock()
-            .clone()
-            .unwrap_or_else(|| "node is shutting down".into());
-        for (_, ws) in self.writes.drain() {
-            for w in ws {
-                reply(&mut self.out, &w.reply, w.id, Response::Failed(why.clone()));
-            }
-        }
-        for (_, (w, _)) in self.reads.drain() {
-            reply(&mut self.out, &w.reply, w.id, Response::Failed(why.clone()));
-        }
-        self.flush_answers();
-    }
-
-    /// Hands this round's answers to the responder (one wake-up for all of them).
-    fn flush_answers(&mut self) {
-        if !self.out.is_empty() {
-            let batch = std::mem::take(&mut self.out);
-            let _ = self.resp_tx.send(ToResponder::Answers(batch));
-        }
-    }
-
-    fn address_of(&self, n: Option<NodeId>) -> Option<String> {
-        n.and_then(|n| {
-            if n == self.cfg.id {
-                Some(self.shared.client_addr.to_string())
-            } else {
-                self.addresses.get(&n).cloned()
-            }
-        })
-    }
-
-    fn not_leader(&self, e: NotLeader) -> Response {
-        Response::NotLeader(self.address_of(e.leader))
-    }
-
-    fn on_input(&mut self, input: Input) {
-        match input {
-            Input::Client { id, req, reply, at } => self.on_client(id, req, reply, at),
-            Input::Durable(token) => self.replica.persisted(crate::paxos::PersistToken(token)),
-            Input::Snapshotted(up_to) => {
-                self.snapshotting = false;
-                Metrics::inc(&self.shared.metrics.snapshots_taken);
-                self.replica.compact(up_to);
-                if let Some((s, data)) = self.pending_take.take() {
-                    if s == up_to && self.cache.as_ref().is_none_or(|c| c.up_to < s) {
-                        self.cache = Some(Cached::new(s, data));
-                    }
-                }
-            }
-            Input::Installed(up_to, data) => self.on_installed(up_to, data),
-            Input::Fatal(why) => self.shared.fail(why),
-        }
-    }
-
-    fn on_client(&mut self, id: u64, req: Request, to: ReplyTo, at: Instant) {
-        if let Some(r) = self.serve(id, req, &to, at) {
-            reply(&mut self.out, &to, id, r);
-        }
-    }
-
-    /// Starts serving a request; returns the answer if it is known at once.
-    fn serve(&mut self, id: u64, req: Request, to: &ReplyTo, at: Instant) -> Option<Response> {
-        let waiter = || Waiter {
-            id,
-            reply: to.clone(),
-            at,
-        };
-        match req {
-            Request::Write {
-                client,
-                seq,
-                payload,
-            } => {
-                if self.writes.len() >= self.cfg.pending_max {
-                    Metrics::inc(&self.shared.metrics.busy);
-                    return Some(Response::Busy);
-                }
-                match self.replica.propose(Command {
-                    client,
-                    seq,
-                    payload,
-                }) {
-                    Ok(()) => {
-                        Metrics::inc(&self.shared.metrics.proposed);
-                        self.writes.entry((client, seq)).or_default().push(waiter());
-                        None
-                    }
-                    Err(e) => Some(self.not_leader(e)),
-                }
-            }
-            Request::Read { query } => {
-                if self.reads.len() >= self.cfg.pending_max {
-                    Metrics::inc(&self.shared.metrics.busy);
-                    return Some(Response::Busy);
-                }
-                let ctx = self.next_ctx;
-                match self.replica.read_index(ctx) {
-                    Ok(()) => {
-                        self.next_ctx += 1;
-                        self.reads.insert(ctx, (waiter(), query));
-                        None
-                    }
-                    Err(e) => Some(self.not_leader(e)),
-                }
-            }
-            Request::LocalRead { query } => Some(match self.machine.query(&query) {
-                Some(out) => Response::Done(out),
-                None => Response::Failed("malformed query".into()),
-            }),
-            Request::Status => Some(Response::Status(
-                status_of(&self.shared, Some(&self.net)).to_text(),
-            )),
-        }
-    }
-
-    fn on_peer(&mut self, from: NodeId, bytes: &[u8]) {
-        let Some(msg) = PeerMsg::decode(bytes) else {
-            tracing::warn!("replica {}: malformed message; dropped", from.0);
-            return;
-        };
-        match msg {
-            PeerMsg::Paxos(m) => {
-                // The transport authenticated `from`; a message claiming another sender is
-                // dropped (the core also ignores messages not addressed to it).
-                if m.from == from {
-                    self.replica.step(m);
-                }
-            }
-            PeerMsg::Address(a) => {
-                self.addresses.insert(from, a);
-            }
-            PeerMsg::SnapshotOffer { up_to, len, crc } => self.on_offer(from, up_to, len, crc),
-            PeerMsg::SnapshotFetch { up_to, offset } => self.on_fetch(from, up_to, offset),
-            PeerMsg::SnapshotChunk {
-                up_to,
-                len,
-                crc,
-                offset,
-                data,
-            } => self.on_chunk(from, up_to, len, crc, offset, data),
-        }
-    }
-
-    fn send_peer(&self, to: NodeId, msg: &PeerMsg) {
-        self.net.send(to, msg.encode());
-    }
-
-    fn on_tick(&mut self, now: Instant) {
-        self.ticks += 1;
-        // Tell the peers where this replica serves clients (for their NotLeader answers).
-        if self.ticks % 20 == 1 {
-            let me = PeerMsg::Address(self.shared.client_addr.to_string());
-            for (p, _) in &self.cfg.peers {
-                self.send_peer(*p, &me);
-            }
-        }
-        // A stalled transfer resumes from where it stopped.
-        if let Some(inc) = &self.incoming {
-            let idle = now.duration_since(inc.last_progress);
-            if idle > Duration::from_secs(15) {
-                tracing::warn!("snapshot transfer from {} stalled; abandoned", inc.from.0);
-                self.incoming = None;
-            } else if idle > Duration::from_millis(500) {
-                let fetch = PeerMsg::SnapshotFetch {
-                    up_to: inc.up_to,
-                    offset: inc.buf.len() as u64,
-                };
-                let from = inc.from;
-                self.send_peer(from, &fetch);
-                if let Some(inc) = &mut self.incoming {
-                    inc.last_progress = now;
-                }
-            }
-        }
-        // Clients that waited too long are told so (their own deadline passed long ago).
-        if self.ticks % 100 == 0 {
-            let expired = |w: &Waiter| now.duration_since(w.at) > PENDING_TTL;
-            for ws in self.writes.values_mut() {
-                for w in ws.iter().filter(|w| expired(w)) {
-                    reply(
-                        &mut self.out,
-                        &w.reply,
-                        w.id,
-                        Response::Failed("timed out".into()),
-                    );
-                }
-                ws.retain(|w| !expired(w));
-            }
-            self.writes.retain(|_, ws| !ws.is_empty());
-        }
-        self.publish();
-    }
-
-    fn publish(&self) {
-        let r = &self.replica;
-        *self.shared.position.lock() = Position {
-            role: r.role(),
-            leader: r.leader(),
-            applied: r.applied(),
-            chosen: r.chosen(),
-            log_start: r.log_start(),
-        };
-    }
-
-    fn carry_out(&mut self) {
-        loop {
-            let actions = self.replica.take_actions();
-            if actions.is_empty() {
-                break;
-            }
-            for a in actions {
-                self.act(a);
-                if self.shared.stop.load(Ordering::Acquire) {
-                    return;
-                }
-            }
-        }
-        let leading = self.replica.role() == Role::Leader;
-        if leading && !self.was_leader {
-            Metrics::inc(&self.shared.metrics.elections_won);
-            tracing::info!("replica {} leads", self.cfg.id.0);
-            self.publish();
-        }
-        if !leading && self.was_leader {
-            // Commands queued or in flight here may still be chosen; their clients retry
-            // with the same (client, seq) elsewhere and get the one result.
-            let hint = self.address_of(self.replica.leader());
-            for (_, ws) in self.writes.drain() {
-                for w in ws {
-                    reply(
-                        &mut self.out,
-                        &w.reply,
-                        w.id,
-                        Response::NotLeader(hint.clone()),
-                    );
-                }
-            }
-            self.publish();
-        }
-        self.was_leader = leading;
-        self.maybe_snapshot();
-    }
-
-    fn act(&mut self, a: Action) {
-        match a {
-            Action::Persist { records, token } => match self.shared.store.submit(&records) {
-                Ok(t) => {
-                    if self.sync_tx.send((token.0, t, Instant::now())).is_err() {
-                        self.shared.fail("the syncer stopped".into());
-                    }
-                }
-                Err(e) => self.shared.fail(format!("acceptor log: {e}")),
-            },
-            Action::Send(m) => {
-                let to = m.to;
-                self.send_peer(to, &PeerMsg::Paxos(m));
-            }
-            Action::Apply { value, .. } => {
-                let now = Instant::now();
-                for c in value.commands() {
-                    let out = self.machine.apply(c);
-                    Metrics::inc(&self.shared.metrics.applied);
-                    if let Some(ws) = self.writes.remove(&(c.client, c.seq)) {
-                        for w in ws {
-                            self.shared.metrics.commit_latency.record(now - w.at);
-                            let r = match &out {
-                                Some(o) => Response::Done(o.clone()),
-                                None => Response::Failed(
-                                    "stale or malformed command (a newer one of this client was applied)".into(),
-                                ),
-                            };
-                            reply(&mut self.out, &w.reply, w.id, r);
-                        }
-                    }
-                }
-            }
-            Action::ReadReady { ctx } => {
-                if let Some((w, query)) = self.reads.remove(&ctx) {
-                    self.shared.metrics.read_latency.record(w.at.elapsed());
-                    let r = match self.machine.query(&query) {
-                        Some(out) => Response::Done(out),
-                        None => Response::Failed("malformed query".into()),
-                    };
-                    reply(&mut self.out, &w.reply, w.id, r);
-                }
-            }
-            Action::ReadAborted { ctx, leader } => {
-                if let Some((w, _)) = self.reads.remove(&ctx) {
-                    let r = Response::NotLeader(self.address_of(leader));
-                    reply(&mut self.out, &w.reply, w.id, r);
-                }
-            }
-            Action::SnapshotHint { to, below } => self.offer(to, below),
-        }
-    }
-
-    // ----- snapshots ---------------------------------------------------------------------
-
-    fn maybe_snapshot(&mut self) {
-        let every = self.cfg.snapshot_every_slots;
-        let applied = self.replica.applied();
-        if every == 0 || self.snapshotting || applied.0 < self.snapshot_at.0 + every {
-            return;
-        }
-        let data = Arc::new(self.machine.snapshot());
-        // A full queue: the snapshotter is busy installing; try again later.
-        if self
-            .snap_tx
-            .try_send(SnapJob::Take(applied, Arc::clone(&data)))
-            .is_ok()
-        {
-            self.snapshotting = true;
-            self.snapshot_at = applied;
-            self.pending_take = Some((applied, data));
-        }
-    }
-
-    /// Peer `to` needs slots below `below`, which this replica compacted: offer the newest
-    /// snapshot (at most once per second per peer).
-    fn offer(&mut self, to: NodeId, below: Slot) {
-        let Some(c) = &self.cache else {
-            return;
-        };
-        if c.up_to < below {
-            return;
-        }
-        let now = Instant::now();
-        if self
-            .offered
-            .get(&to)
-            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
-        {
-            return;
-        }
-        self.offered.insert(to, now);
-        Metrics::inc(&self.shared.metrics.transfers_sent);
-        let offer = PeerMsg::SnapshotOffer {
-            up_to: c.up_to,
-            len: c.data.len() as u64,
-            crc: c.crc,
-        };
-        tracing::info!(
-            "offering the snapshot through slot {} ({} bytes) to replica {}",
-            c.up_to.0,
-            c.data.len(),
-            to.0
-        );
-        self.send_peer(to, &offer);
-    }
-
-    fn on_fetch(&mut self, from: NodeId, up_to: Slot, offset: u64) {
-        let Some(c) = &self.cache else {
-            return;
-        };
-        if c.up_to != up_to {
-            // We moved on to a newer snapshot: offer it instead.
-            self.offered.remove(&from);
-            let below = c.up_to;
-            self.offer(from, below);
-            return;
-        }
-        let len = c.data.len() as u64;
-        let start = offset.min(len) as usize;
-        let end = (start + self.cfg.transfer_chunk_bytes.max(1)).min(c.data.len());
-        let chunk = PeerMsg::SnapshotChunk {
-            up_to,
-            len,
-            crc: c.crc,
-            offset: start as u64,
-            data: c.data[start..end].to_vec(),
-        };
-        self.send_peer(from, &chunk);
-    }
-
-    fn on_offer(&mut self, from: NodeId, up_to: Slot, len: u64, crc: u32) {
-        if up_to <= self.replica.applied() || self.installing || len > SNAPSHOT_BYTES_MAX {
-            return;
-        }
-        let offset = match &self.incoming {
-            Some(i) if (i.up_to, i.len, i.crc) == (up_to, len, crc) => {
-                // The same snapshot again (say, after a dropped connection): resume.
-                i.buf.len() as u64
-            }
-            Some(i) if i.up_to > up_to && i.last_progress.elapsed() < Duration::from_secs(5) => {
-                return;
-            }
-            _ => {
-                tracing::info!(
-                    "receiving the snapshot through slot {} ({len} bytes) from replica {}",
-                    up_to.0,
-                    from.0
-                );
-                self.incoming = Some(Incoming {
-                    from,
-                    up_to,
-                    len,
-                    crc,
-                    buf: Vec::with_capacity(len.min(64 << 20) as usize),
-                    last_progress: Instant::now(),
-                    chunks: 0,
-                    dropped_once: false,
-                });
-                0
-            }
-        };
-        if let Some(i) = &mut self.incoming {
-            i.from = from;
-            i.last_progress = Instant::now();
-        }
-        self.send_peer(from, &PeerMsg::SnapshotFetch { up_to, offset });
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_chunk(
-        &mut self,
-        from: NodeId,
-        up_to: Slot,
-        len: u64,
-        crc: u32,
-        offset: u64,
-        data: Vec<u8>,
-    ) {
-        let Some(inc) = &mut self.incoming else {
-            return;
-        };
-        if (inc.up_to, inc.len, inc.crc) != (up_to, len, crc)
-            || offset != inc.buf.len() as u64
-            || inc.buf.len() as u64 + data.len() as u64 > len
-        {
-            return; // a duplicate, a late chunk of another transfer, or a lie
-        }
-        inc.buf.extend_from_slice(&data);
-        inc.chunks += 1;
-        inc.last_progress = Instant::now();
-        Metrics::inc(&self.shared.metrics.chunks_received);
-        if inc.buf.len() as u64 == len {
-            let Some(inc) = self.incoming.take() else {
-                return;
-            };
-            if crc32fast::hash(&inc.buf) != crc {
-                tracing::warn!(
-                    "snapshot through slot {} from replica {}: checksum mismatch; dropped",
-                    up_to.0,
-                    from.0
-                );
-                return;
-            }
-            if self
-                .snap_tx
-                .try_send(SnapJob::Install(up_to, Arc::new(inc.buf)))
-                .is_ok()
-            {
-                self.installing = true;
-            }
-            return;
-        }
-        if self.cfg.drop_transfer_after_chunks == Some(inc.chunks) && !inc.dropped_once {
-            inc.dropped_once = true;
-            tracing::warn!(
-                "test hook: dropping the connection to replica {} mid-transfer",
-                from.0
-            );
-            self.net.disconnect(from);
-            return; // the stall timer fetches the rest once the connection is back
-        }
-        let fetch = PeerMsg::SnapshotFetch {
-            up_to,
-            offset: inc.buf.len() as u64,
-        };
-        self.send_peer(from, &fetch);
-    }
-
-    fn on_installed(&mut self, up_to: Slot, data: Arc<Vec<u8>>) {
-        self.installing = false;
-        if up_to > self.replica.applied() && self.replica.role() != Role::Leader {
-            if let Err(e) = self.machine.restore(&data) {
-                self.shared
-                    .fail(format!("snapshot through slot {}: {e}", up_to.0));
-                return;
-            }
-            if self.replica.install_snapshot(up_to) {
-                Metrics::inc(&self.shared.metrics.snapshots_installed);
-                tracing::info!("installed the snapshot through slot {}", up_to.0);
-            }
-        }
-        if self.cache.as_ref().is_none_or(|c| c.up_to < up_to) {
-            self.cache = Some(Cached::new(up_to, data));
-        }
-        self.snapshot_at = self.snapshot_at.max(up_to);
-        self.publish();
     }
 }
