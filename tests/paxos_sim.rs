@@ -12,7 +12,7 @@
 #![cfg(feature = "sim")]
 
 use paxwal::paxos::Faults;
-use paxwal::sim::{run, run_many, Check, SimBugs, SimConfig, SimStats};
+use paxwal::sim::{run, run_many, Check, CoverageTally, SimBugs, SimConfig, SimStats};
 
 fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
     match std::env::var("SEED").ok().and_then(|s| s.parse().ok()) {
@@ -34,7 +34,9 @@ fn a_thousand_seeds_of_3_and_5_replicas_under_every_fault_violate_nothing() {
             replicas,
             ..SimConfig::default()
         };
+        let mut coverage = CoverageTally::default();
         for r in run_many(&seeds(0..1000), &cfg, threads(), &|_| {}) {
+            coverage.add(&r.stats.coverage);
             if let Some(v) = &r.violation {
                 panic!(
                     "SEED={} ({replicas} replicas) violates {v}; replay: SEED={} cargo test --features sim --test paxos_sim, or paxwal sim --seed {} --replicas {replicas}",
@@ -43,6 +45,18 @@ fn a_thousand_seeds_of_3_and_5_replicas_under_every_fault_violate_nothing() {
             }
             total.add(&r.stats);
             runs += 1;
+        }
+        // Every situation a Paxos rule exists for must come up in at least a tenth of the
+        // seeds, or the checkers could not see that rule broken.
+        eprintln!("{replicas} replicas: {}", coverage.summary());
+        if std::env::var_os("SEED").is_none() {
+            for (name, _, pct, _) in coverage.rows() {
+                assert!(
+                    pct >= 10.0,
+                    "{replicas} replicas: situation {name} reached in only {pct:.1}% of seeds: {}",
+                    coverage.summary()
+                );
+            }
         }
     }
     eprintln!("{runs} runs: {total:?}");

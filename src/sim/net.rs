@@ -177,6 +177,14 @@ impl<M: Clone> Network<M> {
         self.queue.len()
     }
 
+    /// The messages in flight to `to` (in no particular order).
+    pub fn pending_to(&self, to: NodeId) -> impl Iterator<Item = &M> + '_ {
+        self.queue
+            .iter()
+            .filter(move |m| m.to == to)
+            .map(|m| &m.msg)
+    }
+
     fn is_blocked(&self, a: NodeId, b: NodeId) -> bool {
         self.blocked.contains(&(a.min(b), a.max(b)))
     }

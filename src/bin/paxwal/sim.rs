@@ -36,6 +36,9 @@ pub struct SimArgs {
     /// Worker threads (default: the available cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Print the summary as one JSON object instead of a line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -52,7 +55,7 @@ enum PlantedArg {
 
 /// Runs `paxwal sim`; returns its exit code (1 on any violation).
 pub fn run(a: SimArgs) -> u8 {
-    use paxwal::sim::{run_many, SimConfig, SimReport, SimStats};
+    use paxwal::sim::{run_many, CoverageTally, SimConfig, SimReport, SimStats};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     let mut cfg = SimConfig {
@@ -112,14 +115,30 @@ pub fn run(a: SimArgs) -> u8 {
         b.finish_and_clear();
     }
     let mut total = SimStats::default();
+    let mut coverage = CoverageTally::default();
     for r in &reports {
         total.add(&r.stats);
+        coverage.add(&r.stats.coverage);
     }
     let failed: Vec<u64> = reports
         .iter()
         .filter(|r| r.violation.is_some())
         .map(|r| r.seed)
         .collect();
+    if a.json {
+        let out = serde_json::json!({
+            "seeds": reports.len(),
+            "replicas": cfg.replicas,
+            "stats": total,
+            "coverage": coverage.to_json(),
+            "violations": failed.len(),
+            "failed_seeds": failed,
+        });
+        println!("{out}");
+        return u8::from(!failed.is_empty());
+    }
+    // The coverage line first: the summary stays the last line.
+    println!("{}", coverage.summary());
     println!(
         "seeds {} replicas {} steps {} commands chosen {} ops completed {}/{} faults injected {} (crashes {}, torn {}, fsync errors {}, partitions {}, dropped {}, duplicated {}) snapshots taken {} installed {} linearizability searches given up {} violations {}{}",
         reports.len(),
