@@ -456,18 +456,9 @@ impl Node {
         if let Some(f) = self.fatal() {
             return Err(NodeError::Fatal(f));
         }
-        // Every thread that held the store is gone; close it (sync and release files).
-        match Arc::try_unwrap(Arc::clone(&self.shared)) {
-            Ok(shared) => match Arc::try_unwrap(shared.store) {
-                Ok(store) => store.close()?,
-                Err(store) => {
-                    store.wal().sync()?;
-                }
-            },
-            Err(shared) => {
-                shared.store.wal().sync()?;
-            }
-        }
+        // Every thread that wrote to the store is joined: make everything it submitted
+        // durable. The files are released when the last handle drops (with this node).
+        self.shared.store.wal().sync()?;
         Ok(())
     }
 
