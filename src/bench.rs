@@ -1,6 +1,8 @@
 //! The append benchmark behind `paxwal bench`, and raw-disk probes measured in the same
 //! directory in the same run, so paxwal's figures are stated as ratios to the disk.
 
+pub mod cluster;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;

@@ -275,3 +275,82 @@ fn a_wrong_secret_is_refused_and_an_insecure_node_needs_insecure_clients() {
     assert!(insecure.get(b"k").is_err());
     assert_eq!(good.get(b"k").expect("get"), Some(b"v".to_vec()));
 }
+
+#[test]
+fn the_embedding_api_proposes_and_reads_in_process() {
+    use paxwal::node::{ClientError, KvOp, KvOutput};
+    use paxwal::paxos::Command;
+    let c = Cluster::new(3);
+    let mut kv = c.client();
+    kv.put(b"warm", b"up").expect("a leader is elected");
+    let leader = c.leader().expect("a leader");
+    let node = c.nodes[leader].as_ref().expect("running");
+    let put = Command {
+        client: 99,
+        seq: 1,
+        payload: KvOp::Put {
+            key: b"e".to_vec(),
+            value: b"mb".to_vec(),
+        }
+        .encode(),
+    };
+    let out = node
+        .propose(put.clone(), Duration::from_secs(10))
+        .expect("propose");
+    assert_eq!(KvOutput::decode(&out), Some(KvOutput::Ok));
+    // The retry is answered with the remembered result and applies nothing new.
+    let again = node.propose(put, Duration::from_secs(10)).expect("retry");
+    assert_eq!(KvOutput::decode(&again), Some(KvOutput::Ok));
+    let get = KvOp::Get { key: b"e".to_vec() }.encode();
+    let out = node
+        .read(get.clone(), Duration::from_secs(10))
+        .expect("read");
+    assert_eq!(
+        KvOutput::decode(&out),
+        Some(KvOutput::Value(Some(b"mb".to_vec())))
+    );
+    let follower = c.nodes[(leader + 1) % 3].as_ref().expect("running");
+    // Replicas tell each other their client addresses every few ticks.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match follower.read(get.clone(), Duration::from_secs(10)) {
+            Err(ClientError::NotLeader(Some(addr))) => {
+                assert_eq!(addr, c.client[leader].to_string());
+                break;
+            }
+            Err(ClientError::NotLeader(None)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => panic!("a follower must name the leader: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_load_generator_acknowledges_only_what_the_cluster_holds() {
+    use paxwal::node::load::{run, LoadConfig};
+    let c = Cluster::new(3);
+    let mut kv = c.client();
+    kv.put(b"warm", b"up").expect("a leader is elected");
+    let cfg = LoadConfig {
+        cluster: c.client.clone(),
+        clients: 32,
+        connections: 4,
+        value_bytes: 16,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_millis(800),
+    };
+    let (r, acked) = run(&cfg, &c.auth, true).expect("load runs");
+    assert!(
+        r.committed > 0 && r.committed <= acked.len() as u64,
+        "{r:?}"
+    );
+    assert!(r.p50_us > 0 && r.p50_us <= r.p99_us, "{r:?}");
+    for (k, v) in acked.iter().step_by((acked.len() / 50).max(1)) {
+        assert_eq!(
+            kv.get(k).expect("get").as_ref(),
+            Some(v),
+            "an acknowledged put is readable"
+        );
+    }
+}

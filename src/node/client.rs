@@ -33,6 +33,9 @@ pub enum ClientError {
     /// The node refused the request.
     #[error("refused: {0}")]
     Failed(String),
+    /// Asked an in-process node that does not lead; the leader's client address if known.
+    #[error("not the leader (leader: {})", .0.as_deref().unwrap_or("unknown"))]
+    NotLeader(Option<String>),
     /// The node answered something this client does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),

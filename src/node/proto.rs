@@ -407,5 +407,21 @@ mod tests {
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..96)) {
             fuzz_proto(&bytes);
         }
+
+        #[test]
+        fn mutated_valid_messages_never_panic(at in any::<usize>(), flip in 1u8..=255, cut in any::<usize>()) {
+            let valid = [
+                Request::Write { client: 1, seq: 2, payload: b"payload".to_vec() }.encode(9),
+                Response::NotLeader(Some("127.0.0.1:1".into())).encode(9),
+                PeerMsg::SnapshotChunk { up_to: Slot(3), len: 9, crc: 1, offset: 2, data: vec![5; 9] }.encode(),
+            ];
+            for v in valid {
+                let mut m = v.clone();
+                let i = at % m.len();
+                m[i] ^= flip;
+                fuzz_proto(&m);
+                fuzz_proto(&v[..cut % v.len()]);
+            }
+        }
     }
 }
