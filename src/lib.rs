@@ -15,7 +15,7 @@
 //! * [`sim`] (feature `sim`, on by default): the deterministic cluster simulator and its
 //!   checkers.
 //! * [`bench`](mod@bench): everything behind `paxwal bench`: the raw-disk probes, the append,
-//!   reopen and replication benchmarks, and the peer comparison.
+//!   reopen, replication and cluster benchmarks, and the peer comparison.
 //! * [`fuzzing`]: fuzz bodies that span layers (the log's and the core's own are in
 //!   [`wal::fuzzing`] and [`paxos::fuzzing`]).
 //!

@@ -8,6 +8,8 @@
 //!   (`--reopen-mib`).
 //! * [`replication`]: the replication benchmark (`--paxos`): three replicas, each with its
 //!   acceptor store on its own log.
+//! * [`cluster`]: `--cluster`: a local cluster of real `paxwal serve` processes on 127.0.0.1
+//!   under a closed-loop client load.
 //! * `peers` (feature `compare`): the peer comparison (`--compare`): one small trait for an
 //!   engine under test, one file per engine, every workload run on every engine by the same
 //!   code.
@@ -15,10 +17,11 @@
 //!   harness and `benches/paxos.rs` pump paxwal, over its `MemoryStorage` or (feature
 //!   `compare-omnipaxos`) its RocksDB `PersistentStorage`.
 //!
-//! The benchmarks sit above every layer (they open logs, stores and Paxos cores); nothing in the
-//! library imports them.
+//! The benchmarks sit above every layer (they open logs, stores, Paxos cores and nodes); nothing
+//! in the library imports them.
 
 pub mod append;
+pub mod cluster;
 #[cfg(feature = "omnipaxos")]
 pub mod omnipaxos;
 #[cfg(feature = "compare")]

@@ -215,7 +215,13 @@ impl Replica {
         self.election_elapsed = self.election_elapsed.saturating_add(1);
         self.leader_contact_elapsed = self.leader_contact_elapsed.saturating_add(1);
         if self.election_elapsed >= self.election_timeout {
-            self.start_prevote();
+            let next_round = self.round_seen.max(self.promised.round) + 1;
+            if self.faults.no_prevote && next_round % 2 == 1 {
+                // Planted bug (j): straight to Phase 1, no pre-vote.
+                self.start_phase1();
+            } else {
+                self.start_prevote();
+            }
         }
     }
 
@@ -276,6 +282,35 @@ impl Replica {
     pub fn compact(&mut self, below: Slot) {
         let below = below.min(self.applied);
         self.log.compact(below);
+    }
+
+    /// The application's state now comes from a snapshot, durable on this replica, that covers
+    /// every slot below `up_to` (typically a peer's, received after an
+    /// [`Action::SnapshotHint`]): every slot below `up_to` counts as chosen and applied, the
+    /// entries held below it are forgotten, and applying continues at `up_to`. The runtime must
+    /// make the snapshot durable and record it in the acceptor store
+    /// ([`AcceptorStore::compact`](crate::store::AcceptorStore::compact)) before calling this.
+    ///
+    /// Returns false, changing nothing, if `up_to` is not beyond what was applied, or if this
+    /// replica leads (a leader holds every chosen slot; it never needs a peer's snapshot).
+    /// A pre-candidate or candidate steps down first: its Phase 1 started below the snapshot.
+    /// Accepted entries at or above `up_to` are kept, and so is the promise.
+    pub fn install_snapshot(&mut self, up_to: Slot) -> bool {
+        if up_to <= self.applied || self.leader.is_some() {
+            return false;
+        }
+        if self.role != Role::Follower {
+            let hint = self.leader_hint;
+            self.step_down(hint);
+        }
+        self.log.compact(up_to);
+        self.applied = up_to;
+        self.chosen = self.chosen.max(up_to);
+        // Entries already held above the snapshot whose slots the leader's commit point
+        // covered are learned from its next Accept or heartbeat, as usual.
+        self.chosen_recorded = self.chosen_recorded.max(up_to);
+        self.check_invariants();
+        true
     }
 
     /// Test-only planted bugs (see [`Faults`]); all off by default.

@@ -39,10 +39,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use super::coverage::{Coverage, Tracker};
 use super::kv::{KvMachine, KvOp};
 use super::linearizability::{check, KvInput, KvOutput, KvRegister, Operation, Verdict};
+use super::monitor::ElectionMonitor;
 use super::net::{NetConfig, Network};
 use super::rng::Rng;
+use super::schedule::{Move, Scheduler, TargetedRates};
 use crate::paxos::{
     Action, Body, Command, Config, DurableState, Faults, Message, PersistToken, Replica, Value,
 };
@@ -99,6 +102,8 @@ pub struct FaultRates {
     pub slow: f64,
     /// Most extra steps a slow message takes.
     pub slow_delay_max_steps: u64,
+    /// The targeted scenarios ([`super::schedule`]) beside these random faults.
+    pub targeted: TargetedRates,
 }
 
 impl Default for FaultRates {
@@ -117,6 +122,7 @@ impl Default for FaultRates {
             duplicate: 0.03,
             slow: 0.01,
             slow_delay_max_steps: 60,
+            targeted: TargetedRates::default(),
         }
     }
 }
@@ -144,8 +150,9 @@ pub struct SimConfig {
     /// Each replica snapshots its state machine and compacts its log about every this many
     /// applied slots (0: never). Lagging replicas then catch up from a peer's snapshot.
     pub compact_every_slots: u64,
-    /// Run the acceptor monitor ([`Check::Acceptor`]). Off, only the end-to-end checkers
-    /// judge the run (tests use that to show they catch the planted bugs on their own).
+    /// Run the acceptor monitor ([`Check::Acceptor`]) and the election monitor
+    /// ([`Check::Election`]). Off, only the end-to-end checkers judge the run (tests use that
+    /// to show they catch the planted bugs on their own).
     pub acceptor_monitor: bool,
 }
 
@@ -167,7 +174,7 @@ impl Default for SimConfig {
 }
 
 /// Counters of what a run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SimStats {
     /// Steps simulated.
     pub steps: u64,
@@ -197,6 +204,8 @@ pub struct SimStats {
     pub snapshots_taken: u64,
     /// Snapshots installed by lagging replicas from a peer.
     pub snapshots_installed: u64,
+    /// How often the run reached each protocol situation the rules exist for.
+    pub coverage: Coverage,
 }
 
 impl SimStats {
@@ -225,6 +234,7 @@ impl SimStats {
         self.linearizability_unknown += o.linearizability_unknown;
         self.snapshots_taken += o.snapshots_taken;
         self.snapshots_installed += o.snapshots_installed;
+        self.coverage.add(&o.coverage);
     }
 }
 
@@ -247,6 +257,9 @@ pub enum Check {
     /// promise is below a Promise it had sent, or an accepted value it had acknowledged is
     /// gone; or it accepted a ballot below its promise.
     Acceptor,
+    /// An election rule was broken ([`super::monitor`]): Phase 1 without a pre-vote majority,
+    /// or a leader that kept leading without hearing from a majority (no check-quorum).
+    Election,
 }
 
 /// A checker's finding.
@@ -402,6 +415,14 @@ struct Sim<'a> {
     now: u64,
     violation: Option<Violation>,
     boots: u64,
+    /// Counts the protocol situations reached ([`Coverage`]).
+    track: Tracker,
+    /// The targeted scenarios, and the moves they asked for, not yet carried out.
+    sched: Scheduler,
+    moves: Vec<Move>,
+    /// Faults are being injected (the safety phase of a run with faults).
+    faults_on: bool,
+    elect: ElectionMonitor,
 }
 
 /// Runs one seeded simulation. A panic inside it is reported as a [`Check::Panic`] violation.
@@ -462,12 +483,21 @@ fn run_inner(seed: u64, cfg: &SimConfig) -> SimReport {
         now: 0,
         violation: None,
         boots: 0,
+        track: Tracker::new(cfg.replicas as usize),
+        sched: Scheduler::new(cfg.rates.targeted.clone(), cfg.replicas as usize),
+        moves: Vec::new(),
+        faults_on: false,
+        elect: ElectionMonitor::new(
+            cfg.replicas as usize,
+            Config::new(NodeId(1), vec![NodeId(1)], 0).election_timeout_ticks_max,
+        ),
     };
     for &id in &ids {
         let node = sim.boot(id, SimDisk::new());
         sim.nodes.push(node);
     }
     sim.run();
+    sim.stats.coverage = sim.track.cov;
     SimReport {
         seed,
         stats: sim.stats,
@@ -511,6 +541,8 @@ impl Sim<'_> {
             }
             None => (KvMachine::new(), Vec::new(), Slot(0)),
         };
+        let mut kv = kv;
+        kv.set_faults(self.cfg.core_bugs);
         let replica = self.new_replica(id, store.state().durable());
         Node {
             id,
@@ -546,6 +578,71 @@ impl Sim<'_> {
         replica
     }
 
+    /// Lets the coverage tracker and the targeted scenarios look at replica `i` after an
+    /// input.
+    fn observe(&mut self, i: usize) {
+        let all: Vec<&Replica> = self.nodes.iter().map(|n| &n.replica).collect();
+        self.track.observe(i, &all);
+        let r = all[i];
+        let broken = self.elect.observe(i, r, self.now);
+        if self.faults_on && r.leader_ballot().is_some() {
+            let others = all
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, o)| o.chosen())
+                .max()
+                .unwrap_or_default();
+            if r.chosen() > others {
+                let m = self.sched.leader_ahead(self.now, &mut self.rng, i);
+                self.moves.extend(m);
+            }
+        }
+        if let Some(d) = broken {
+            self.fail(Check::Election, d);
+        }
+        self.carry_out_moves();
+    }
+
+    /// Carries out the moves the targeted scenarios asked for.
+    fn carry_out_moves(&mut self) {
+        for m in std::mem::take(&mut self.moves) {
+            match m {
+                Move::CutOff(side) => {
+                    let a: Vec<NodeId> = side.iter().map(|&i| self.ids[i]).collect();
+                    let b: Vec<NodeId> = (0..self.ids.len())
+                        .filter(|i| !side.contains(i))
+                        .map(|i| self.ids[i])
+                        .collect();
+                    self.net.partition(&[a, b]);
+                    self.stats.partitions += 1;
+                }
+                Move::Block(i, others) => {
+                    for j in others {
+                        self.net.block(self.ids[i], self.ids[j]);
+                    }
+                    self.stats.partitions += 1;
+                }
+                Move::HealAndIsolate(i) => {
+                    self.net.heal();
+                    self.net.isolate(self.ids[i], &self.ids);
+                    self.stats.partitions += 1;
+                }
+                Move::Crash(i, down) => {
+                    self.restart(i, false);
+                    self.nodes[i].down_until = self.now + down;
+                }
+            }
+        }
+    }
+
+    /// Replica `i`'s core is about to be replaced (crash or restart): tell the tracker.
+    fn core_ends(&mut self, i: usize) {
+        let all: Vec<&Replica> = self.nodes.iter().map(|n| &n.replica).collect();
+        self.track.crashing(i, &all);
+        self.elect.restarted(i);
+    }
+
     /// Takes a snapshot of replica `i`'s state machine and compacts its log below it.
     fn take_snapshot(&mut self, i: usize) -> Result<(), FailStop> {
         let node = &mut self.nodes[i];
@@ -562,9 +659,19 @@ impl Sim<'_> {
     /// Replica `i` installs a peer's snapshot: it becomes durable here, the log is compacted
     /// below it, and the core restarts from the store with the snapshot's state machine.
     fn install_snapshot(&mut self, i: usize, up_to: Slot, data: Vec<u8>) -> Result<(), FailStop> {
-        let Some((kv, applied)) = decode_snapshot(&data) else {
+        let Some((mut kv, applied)) = decode_snapshot(&data) else {
             return Ok(()); // not from a correct peer: ignore it
         };
+        kv.set_faults(self.cfg.core_bugs);
+        let id = self.nodes[i].id;
+        self.track.snapshot_installed(
+            up_to,
+            self.net.pending_to(id).filter_map(|w| match w {
+                Wire::Peer(m) => Some(m),
+                _ => None,
+            }),
+        );
+        self.core_ends(i);
         let node = &mut self.nodes[i];
         if let Some(&(_, last)) = node.pending.back() {
             node.store.wait_durable(&last).map_err(|_| FailStop)?;
@@ -572,7 +679,6 @@ impl Sim<'_> {
         node.pending.clear();
         node.snaps.write(up_to, &data).map_err(|_| FailStop)?;
         node.store.compact(up_to).map_err(|_| FailStop)?;
-        let id = node.id;
         let durable = node.store.state().durable();
         let replica = self.new_replica(id, durable);
         let node = &mut self.nodes[i];
@@ -594,10 +700,12 @@ impl Sim<'_> {
         let down = self.rng.below(self.cfg.rates.down_steps_max + 1);
         let sent_promise = self.nodes[i].sent_promise;
         let sent_accepted = std::mem::take(&mut self.nodes[i].sent_accepted);
+        self.core_ends(i);
         self.nodes[i] = self.boot(id, image);
         self.nodes[i].down_until = self.now + down;
         // What the acceptor replied must be what it recovers (FAULTS 23, 29).
         let st = self.nodes[i].store.state();
+        self.track.recovered(i, self.nodes[i].replica.promised());
         if st.promised < sent_promise {
             let detail = format!(
                 "replica {id} sent Promise {sent_promise} but recovered promise {} after a crash at step {}",
@@ -621,7 +729,7 @@ impl Sim<'_> {
     }
 
     fn fail(&mut self, check: Check, detail: String) {
-        if check == Check::Acceptor && !self.cfg.acceptor_monitor {
+        if matches!(check, Check::Acceptor | Check::Election) && !self.cfg.acceptor_monitor {
             return;
         }
         if self.violation.is_none() {
@@ -641,7 +749,10 @@ impl Sim<'_> {
         for now in 0..self.cfg.steps {
             self.now = now;
             let faults = self.cfg.faults && now < liveness_from;
+            self.faults_on = faults;
             if self.cfg.faults && now == liveness_from {
+                self.sched.stop();
+                self.moves.clear();
                 self.net.heal();
                 self.net.config.loss = 0.0;
                 self.net.config.duplicate = 0.0;
@@ -649,6 +760,9 @@ impl Sim<'_> {
             }
             if faults {
                 self.inject_faults();
+                let m = self.sched.step(now, &mut self.rng);
+                self.moves.extend(m);
+                self.carry_out_moves();
             }
             self.clients_act(now < issue_until);
             for i in 0..self.nodes.len() {
@@ -659,6 +773,7 @@ impl Sim<'_> {
                 if let Err(FailStop) = self.node_act(i, faults) {
                     self.restart(i, false);
                 }
+                self.observe(i);
             }
             for (from, to, w) in self.net.deliver(now) {
                 self.deliver(from, to, w);
@@ -686,7 +801,9 @@ impl Sim<'_> {
     fn inject_faults(&mut self) {
         let n = self.ids.len() as u64;
         let rates = &self.cfg.rates;
-        if self.rng.chance(rates.isolate) {
+        if self.sched.active() {
+            // A targeted scenario holds the network as it arranged it.
+        } else if self.rng.chance(rates.isolate) {
             let a = self.ids[self.rng.below(n) as usize];
             self.net.isolate(a, &self.ids);
             self.stats.partitions += 1;
@@ -839,6 +956,8 @@ impl Sim<'_> {
                         Body::Accept { ballot, first, .. } => Some((ballot, first)),
                         _ => None,
                     };
+                    self.track.before_step(i, &self.nodes[i].replica, &m);
+                    self.elect.delivered(i, &m, self.now);
                     let r = &mut self.nodes[i].replica;
                     let promised = r.promised();
                     let held = accept.and_then(|(_, s)| r.accepted(s).map(|(b, _)| b));
@@ -854,11 +973,13 @@ impl Sim<'_> {
                             self.fail(Check::Acceptor, detail);
                         }
                     }
+                    self.observe(i);
                 }
             }
             Wire::Request { seq, op } => {
                 if let Some(i) = self.index(to) {
                     self.request(i, from, seq, op);
+                    self.carry_out_moves();
                 }
             }
             Wire::Snapshot { up_to, data } => {
@@ -916,6 +1037,13 @@ impl Sim<'_> {
             match node.replica.read_index(ctx) {
                 Ok(()) => {
                     node.reads.insert(ctx, (client, seq, op.key));
+                    let ballot = node.replica.leader_ballot().unwrap_or_default();
+                    let all: Vec<&Replica> = self.nodes.iter().map(|n| &n.replica).collect();
+                    self.track.read_started(i, ctx, ballot, &all);
+                    if self.faults_on {
+                        let m = self.sched.read_started(self.now, i);
+                        self.moves.extend(m);
+                    }
                 }
                 Err(e) => self.reply(node_id, client, seq, Reply::NotLeader(e.leader)),
             }
@@ -973,12 +1101,39 @@ impl Sim<'_> {
                     if self.cfg.node_bugs.mangle_persisted_values && i == 0 {
                         mangle(&mut records);
                     }
+                    self.track.persisted(i, &records);
                     let node = &mut self.nodes[i];
                     let t = node.store.submit(&records).map_err(|_| FailStop)?;
                     node.pending.push_back((token, t));
                     done.push(Action::Persist { records, token });
                 }
                 Action::Send(m) => {
+                    if let Some(d) = self.elect.sent(i, &m) {
+                        self.fail(Check::Election, d);
+                    }
+                    match &m.body {
+                        Body::Prepare { ballot, from } => {
+                            self.track
+                                .prepare_sent(i, &self.nodes[i].replica, *ballot, *from);
+                        }
+                        Body::Accept {
+                            ballot,
+                            first,
+                            values,
+                            ..
+                        } if faults && self.nodes[i].replica.leader_ballot() == Some(*ballot) => {
+                            let end = Slot(first.0 + values.len() as u64);
+                            let mv = self.sched.accept_sent(
+                                self.now,
+                                &mut self.rng,
+                                i,
+                                *ballot,
+                                (*first, end),
+                            );
+                            self.moves.extend(mv);
+                        }
+                        _ => {}
+                    }
                     let node = &mut self.nodes[i];
                     match m.body {
                         Body::Promise { ballot, .. } => {
@@ -1009,6 +1164,7 @@ impl Sim<'_> {
                     done.push(Action::Apply { slot, value });
                 }
                 Action::ReadReady { ctx } => {
+                    self.track.read_done(i, ctx);
                     let node = &mut self.nodes[i];
                     if let Some((client, seq, key)) = node.reads.remove(&ctx) {
                         let v = node.kv.get(key);
@@ -1017,6 +1173,7 @@ impl Sim<'_> {
                     }
                 }
                 Action::ReadAborted { ctx, leader } => {
+                    self.track.read_done(i, ctx);
                     let node = &mut self.nodes[i];
                     if let Some((client, seq, _)) = node.reads.remove(&ctx) {
                         let id = node.id;
@@ -1076,6 +1233,7 @@ impl Sim<'_> {
             Some(_) => {}
             None => {
                 self.agreed.insert(slot, value.clone());
+                self.track.chosen(slot, value);
             }
         }
         for c in value.commands() {

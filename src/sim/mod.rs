@@ -6,13 +6,18 @@
 //! real log code.
 
 pub mod cluster;
+pub mod coverage;
 pub mod kv;
 pub mod linearizability;
+pub mod monitor;
 pub mod net;
 pub mod rng;
+pub mod schedule;
 
 pub use cluster::{run, run_many, Check, SimBugs, SimConfig, SimReport, SimStats, Violation};
+pub use coverage::{Coverage, CoverageTally};
 pub use kv::{KvMachine, KvOp};
 pub use linearizability::{check, KvInput, KvOutput, KvRegister, Model, Operation, Verdict};
 pub use net::{NetConfig, NetStats, Network};
 pub use rng::Rng;
+pub use schedule::TargetedRates;

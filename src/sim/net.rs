@@ -162,6 +162,11 @@ impl<M: Clone> Network<M> {
         }
     }
 
+    /// Cuts the link between `a` and `b` (both directions).
+    pub fn block(&mut self, a: NodeId, b: NodeId) {
+        self.blocked.insert((a.min(b), a.max(b)));
+    }
+
     /// Removes every partition.
     pub fn heal(&mut self) {
         self.blocked.clear();
@@ -175,6 +180,14 @@ impl<M: Clone> Network<M> {
     /// Messages in flight.
     pub fn in_flight(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The messages in flight to `to` (in no particular order).
+    pub fn pending_to(&self, to: NodeId) -> impl Iterator<Item = &M> + '_ {
+        self.queue
+            .iter()
+            .filter(move |m| m.to == to)
+            .map(|m| &m.msg)
     }
 
     fn is_blocked(&self, a: NodeId, b: NodeId) -> bool {

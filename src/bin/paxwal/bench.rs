@@ -73,6 +73,17 @@ pub struct BenchArgs {
     /// most commands per slot and --entries the commands to commit (default 1,000,000).
     #[arg(long, conflicts_with = "reopen_mib")]
     paxos: bool,
+    /// Instead of appending: the cluster benchmark: 3 `paxwal serve` processes on loopback
+    /// (fsync on), 64 B puts from --clients concurrent clients (default: 1, 16 and 256 in
+    /// turn, a fresh cluster each) for --seconds each (default 5).
+    #[arg(long, conflicts_with_all = ["paxos", "reopen_mib", "compare", "entries"])]
+    cluster: bool,
+    /// With --cluster: concurrent clients.
+    #[arg(long, requires = "cluster")]
+    clients: Option<usize>,
+    /// With --cluster: one command per slot (to measure what batching buys).
+    #[arg(long, requires = "cluster")]
+    no_batching: bool,
     /// With --paxos: commands in flight (proposed, not yet committed on the leader).
     #[arg(long, default_value_t = 1024, requires = "paxos")]
     in_flight: u64,
@@ -80,6 +91,9 @@ pub struct BenchArgs {
 
 /// Runs `paxwal bench`; returns its exit code.
 pub fn run(a: BenchArgs) -> Result<u8, Error> {
+    if a.cluster {
+        return crate::bench_cluster::run(a.clients, a.seconds, !a.no_batching, a.json);
+    }
     let tmp;
     let dir = match a.dir {
         Some(d) => {

@@ -1,8 +1,10 @@
-//! The `paxwal` command-line tool: benchmark, append to, dump, verify and inspect logs.
+//! The `paxwal` command-line tool: benchmark, append to, dump, verify and inspect logs; run a
+//! replica of the key-value service, talk to a cluster, and demonstrate one.
 //!
 //! This file parses the command line, sets up logging and maps results to exit codes; each
-//! command group lives in a file of its own (`log.rs`, `bench.rs`, `sim.rs`) exposing its clap
-//! arguments and one `run` function.
+//! command group lives in a file of its own (`log.rs`, `bench.rs` with `bench_cluster.rs`,
+//! `sim.rs`, `serve.rs`, `kv.rs`, `demo.rs`) exposing its clap arguments and one `run`
+//! function.
 
 use std::process::ExitCode;
 
@@ -11,7 +13,11 @@ use clap::{Parser, Subcommand};
 use paxwal::Error;
 
 mod bench;
+mod bench_cluster;
+mod demo;
+mod kv;
 mod log;
+mod serve;
 #[cfg(feature = "sim")]
 mod sim;
 
@@ -36,6 +42,13 @@ enum Command {
     /// simulated disks and network, with faults) and check it. Exit 1 on any violation.
     #[cfg(feature = "sim")]
     Sim(sim::SimArgs),
+    /// Run one replica of the key-value service (until SIGTERM/SIGINT: exit 0).
+    Serve(serve::ServeArgs),
+    /// One key-value operation on a running cluster (exit 0 done, 1 negative answer, 2 failed).
+    Kv(kv::KvArgs),
+    /// Start a local 3-replica cluster, write to it, kill its leader, restart it, check every
+    /// write and summarize (exit 0 only if every check passed).
+    Demo(demo::DemoArgs),
 }
 
 /// Exit code of a bad command line: 64 (EX_USAGE), never 2, which `log verify` uses for
@@ -75,6 +88,9 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         #[cfg(feature = "sim")]
         Command::Sim(args) => Ok(sim::run(args)),
+        Command::Serve(args) => serve::run(args),
+        Command::Kv(args) => kv::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     exit_code(r)
 }

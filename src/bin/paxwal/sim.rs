@@ -30,12 +30,17 @@ pub struct SimArgs {
     /// Plant a bug to see it caught: a (promise before durable), b (ignore the highest-ballot
     /// value), c (accept a lower ballot), d (truncate the suffix), reads (local reads), ack
     /// (acknowledge before chosen), mangle (a store that mangles values), stuck (persists never
-    /// complete).
+    /// complete); partial breaks: e (first reported value wins for odd slots), f (a Promise
+    /// forgets one value), g (commit point one slot early), h (sessions re-execute a retry),
+    /// i (check-quorum off), j (pre-vote off).
     #[arg(long, value_enum)]
     planted: Option<PlantedArg>,
     /// Worker threads (default: the available cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Print the summary as one JSON object instead of a line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,11 +53,17 @@ enum PlantedArg {
     Ack,
     Mangle,
     Stuck,
+    E,
+    F,
+    G,
+    H,
+    I,
+    J,
 }
 
 /// Runs `paxwal sim`; returns its exit code (1 on any violation).
 pub fn run(a: SimArgs) -> u8 {
-    use paxwal::sim::{run_many, SimConfig, SimReport, SimStats};
+    use paxwal::sim::{run_many, CoverageTally, SimConfig, SimReport, SimStats};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     let mut cfg = SimConfig {
@@ -71,6 +82,12 @@ pub fn run(a: SimArgs) -> u8 {
         Some(PlantedArg::Ack) => cfg.node_bugs.ack_before_chosen = true,
         Some(PlantedArg::Mangle) => cfg.node_bugs.mangle_persisted_values = true,
         Some(PlantedArg::Stuck) => cfg.node_bugs.lose_completions = true,
+        Some(PlantedArg::E) => cfg.core_bugs.first_value_wins = true,
+        Some(PlantedArg::F) => cfg.core_bugs.promise_forgets_one_value = true,
+        Some(PlantedArg::G) => cfg.core_bugs.commit_one_early = true,
+        Some(PlantedArg::H) => cfg.core_bugs.sessions_reexecute_retry = true,
+        Some(PlantedArg::I) => cfg.core_bugs.no_check_quorum = true,
+        Some(PlantedArg::J) => cfg.core_bugs.no_prevote = true,
         None => {}
     }
     let seeds: Vec<u64> = match a.seed {
@@ -112,14 +129,30 @@ pub fn run(a: SimArgs) -> u8 {
         b.finish_and_clear();
     }
     let mut total = SimStats::default();
+    let mut coverage = CoverageTally::default();
     for r in &reports {
         total.add(&r.stats);
+        coverage.add(&r.stats.coverage);
     }
     let failed: Vec<u64> = reports
         .iter()
         .filter(|r| r.violation.is_some())
         .map(|r| r.seed)
         .collect();
+    if a.json {
+        let out = serde_json::json!({
+            "seeds": reports.len(),
+            "replicas": cfg.replicas,
+            "stats": total,
+            "coverage": coverage.to_json(),
+            "violations": failed.len(),
+            "failed_seeds": failed,
+        });
+        println!("{out}");
+        return u8::from(!failed.is_empty());
+    }
+    // The coverage line first: the summary stays the last line.
+    println!("{}", coverage.summary());
     println!(
         "seeds {} replicas {} steps {} commands chosen {} ops completed {}/{} faults injected {} (crashes {}, torn {}, fsync errors {}, partitions {}, dropped {}, duplicated {}) snapshots taken {} installed {} linearizability searches given up {} violations {}{}",
         reports.len(),

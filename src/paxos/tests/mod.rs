@@ -3,6 +3,7 @@
 
 mod actions;
 mod pump;
+mod snapshot;
 
 use crate::types::{Ballot, NodeId, Slot};
 
