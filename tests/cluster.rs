@@ -695,6 +695,11 @@ fn cli_contract_serve_and_kv() {
     assert_eq!(kv(&["delete", "k"]).0, 0);
     assert_eq!(kv(&["delete", "k"]).0, 1);
     assert_eq!(kv(&["get", "k"]).0, 1);
+    let (code, out, _) = kv(&["status"]);
+    assert!(
+        code == 0 && out.starts_with("# ") && out.contains("\nrole leader\n"),
+        "status: {out}"
+    );
     // SIGTERM: a clean shutdown, exit 0.
     let pid = libc::pid_t::try_from(g.0.id()).unwrap();
     // SAFETY: kill(2) on our own unreaped child.
