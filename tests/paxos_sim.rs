@@ -62,7 +62,7 @@ fn a_thousand_seeds_of_3_and_5_replicas_under_every_fault_violate_nothing() {
     eprintln!("{runs} runs: {total:?}");
     // The checks must have had something to check, and the faults must really have happened.
     assert!(total.commands_chosen > 50 * runs as u64, "{total:?}");
-    assert!(total.ops_completed > 100 * runs as u64, "{total:?}");
+    assert!(total.ops_completed > 50 * runs as u64, "{total:?}");
     assert!(
         total.crashes > runs as u64 && total.torn_crashes > 0,
         "{total:?}"
@@ -247,4 +247,150 @@ fn a_stuck_completion_path_is_caught_by_the_liveness_checker() {
         ..SimBugs::default()
     };
     assert_caught("lost completions", Faults::default(), b, &[Check::Liveness]);
+}
+
+/// The share of seeds `0..n` (at `replicas`) in which the planted bugs are caught by a safety
+/// checker or the election monitor.
+fn catch_rate(core_bugs: Faults, replicas: u32, n: u64) -> f64 {
+    let cfg = SimConfig {
+        replicas,
+        core_bugs,
+        ..SimConfig::default()
+    };
+    let reports = run_many(&(0..n).collect::<Vec<_>>(), &cfg, threads(), &|_| {});
+    let caught = reports
+        .iter()
+        .filter(|r| {
+            r.violation
+                .as_ref()
+                .is_some_and(|v| SAFETY.contains(&v.check) || v.check == Check::Election)
+        })
+        .count();
+    caught as f64 / n as f64
+}
+
+// The partial planted bugs: each breaks one rule for some slots, ballots or sequence numbers
+// only. Each must be caught in a fair share of the seeds at both cluster sizes (the README's
+// catch-rate table has the 1,000-seed figures), not just once in a while.
+#[test]
+fn partial_planted_bugs_are_caught_in_a_share_of_the_seeds() {
+    let bugs: [(&str, Faults); 6] = [
+        (
+            "(e) first reported value wins",
+            Faults {
+                first_value_wins: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(f) a Promise forgets one value",
+            Faults {
+                promise_forgets_one_value: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(g) commit point one slot early",
+            Faults {
+                commit_one_early: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(h) sessions re-execute a retry",
+            Faults {
+                sessions_reexecute_retry: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(i) check-quorum off",
+            Faults {
+                no_check_quorum: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(j) pre-vote off",
+            Faults {
+                no_prevote: true,
+                ..Faults::default()
+            },
+        ),
+    ];
+    for (name, f) in bugs {
+        for replicas in [3, 5] {
+            let rate = catch_rate(f, replicas, 60);
+            eprintln!(
+                "{name}: caught in {:.0}% of 60 seeds at {replicas} replicas",
+                rate * 100.0
+            );
+            assert!(
+                rate >= 0.05,
+                "{name} caught in only {:.1}% of seeds at {replicas} replicas",
+                rate * 100.0
+            );
+        }
+    }
+}
+
+#[test]
+fn partial_safety_bugs_are_caught_by_the_end_to_end_checkers() {
+    for (name, f) in [
+        (
+            "(e) first reported value wins",
+            Faults {
+                first_value_wins: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(f) a Promise forgets one value",
+            Faults {
+                promise_forgets_one_value: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(g) commit point one slot early",
+            Faults {
+                commit_one_early: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(h) sessions re-execute a retry",
+            Faults {
+                sessions_reexecute_retry: true,
+                ..Faults::default()
+            },
+        ),
+    ] {
+        assert_caught(name, f, SimBugs::default(), SAFETY);
+    }
+}
+
+#[test]
+fn check_quorum_and_pre_vote_off_are_caught_by_the_election_monitor() {
+    for (name, f) in [
+        (
+            "(i) check-quorum off",
+            Faults {
+                no_check_quorum: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "(j) pre-vote off",
+            Faults {
+                no_prevote: true,
+                ..Faults::default()
+            },
+        ),
+    ] {
+        match caught(f, SimBugs::default(), &[Check::Election], true) {
+            Some((seed, n, v)) => eprintln!("{name}: caught at SEED={seed} ({n} replicas): {v}"),
+            None => panic!("planted bug '{name}' was not caught by the election monitor"),
+        }
+    }
 }

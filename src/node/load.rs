@@ -31,7 +31,9 @@ pub struct LoadConfig {
     pub connections: usize,
     /// Bytes per value.
     pub value_bytes: usize,
-    /// How long to run.
+    /// Run this long first without counting (connections made, leader found, caches warm).
+    pub warmup: Duration,
+    /// How long to measure, after the warm-up.
     pub duration: Duration,
 }
 
@@ -55,8 +57,9 @@ pub struct LoadResult {
 /// Acknowledged puts: `(key, value)`.
 pub type Acked = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Runs the load; every acknowledged put is returned in `acked` as `(key, value)` when
-/// `record` is set (for checking them afterwards).
+/// Runs the load: the figures count what completed in the measured window; every
+/// acknowledged put (warm-up included) is returned as `(key, value)` when `record` is set
+/// (for checking them afterwards).
 pub fn run(
     cfg: &LoadConfig,
     auth: &Auth,
@@ -67,7 +70,7 @@ pub fn run(
     let retries = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let hist = Arc::new(Histogram::default());
-    let started = Instant::now();
+    let started = Instant::now() + cfg.warmup;
     let deadline = started + cfg.duration;
     let mut handles = Vec::new();
     for c in 0..conns {
@@ -82,7 +85,7 @@ pub fn run(
         );
         handles.push(std::thread::spawn(move || {
             connection_loop(
-                &cfg, &auth, &ids, deadline, record, &committed, &retries, &stop, &hist,
+                &cfg, &auth, &ids, started, deadline, record, &committed, &retries, &stop, &hist,
             )
         }));
     }
@@ -103,7 +106,11 @@ pub fn run(
     if let Some(e) = first_err {
         return Err(e);
     }
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let secs = deadline
+        .min(Instant::now())
+        .saturating_duration_since(started)
+        .as_secs_f64()
+        .max(1e-9);
     let n = committed.load(Ordering::Relaxed);
     Ok((
         LoadResult {
@@ -142,6 +149,7 @@ fn connection_loop(
     cfg: &LoadConfig,
     auth: &Auth,
     ids: &[usize],
+    measure_from: Instant,
     deadline: Instant,
     record: bool,
     committed: &AtomicU64,
@@ -236,8 +244,11 @@ fn connection_loop(
             let running = Instant::now() < deadline && !stop.load(Ordering::Acquire);
             match resp {
                 Response::Done(_) => {
-                    hist.record(o.sent.elapsed());
-                    committed.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    if now >= measure_from && now <= deadline {
+                        hist.record(now - o.sent);
+                        committed.fetch_add(1, Ordering::Relaxed);
+                    }
                     if record {
                         acked.push((key_of(ids[o.client], o.seq), value.clone()));
                     }

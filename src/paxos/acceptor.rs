@@ -35,12 +35,17 @@ impl Replica {
         // Give the candidate time to finish Phase 1 before competing with it.
         self.election_elapsed = 0;
         let start = from_slot.max(self.log.start());
+        let mut entries = self.log.entries_from(start);
+        if self.faults.promise_forgets_one_value && ballot.round % 3 != 0 && !entries.is_empty() {
+            // Planted bug (f): one accepted value is left out of the Promise.
+            entries.remove(0);
+        }
         let body = Body::Promise {
             ballot,
             from: from_slot,
             chosen: self.chosen,
             log_start: self.log.start(),
-            entries: self.log.entries_from(start),
+            entries,
         };
         if self.faults.promise_before_durable {
             // Planted bug (a): the reply leaves before the promise is durable.

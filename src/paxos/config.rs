@@ -128,6 +128,28 @@ pub struct Faults {
     ///
     /// [`StoreRecord::TruncateAfter`]: super::StoreRecord::TruncateAfter
     pub truncate_suffix_on_conflict: bool,
+    /// (e) Partial P2c break: merging Phase 1 reports, a new leader keeps, for odd slots, the
+    /// *first* value reported (its own, if it holds one) instead of the highest-ballot one.
+    pub first_value_wins: bool,
+    /// (f) For Prepares whose ballot round is odd, an acceptor leaves the lowest-slot entry it
+    /// holds out of its Promise.
+    pub promise_forgets_one_value: bool,
+    /// (g) A leader counts an even slot chosen one vote short of a majority (its commit point
+    /// runs one slot early).
+    pub commit_one_early: bool,
+    /// (h) The session table executes again a retry whose sequence number is odd, instead of
+    /// answering the remembered result (set on a [`Sessions`] with
+    /// [`Sessions::set_faults`]).
+    ///
+    /// [`Sessions`]: super::Sessions
+    /// [`Sessions::set_faults`]: super::Sessions::set_faults
+    pub sessions_reexecute_retry: bool,
+    /// (i) Check-quorum off for ballots whose round is even: such a leader cut off from a
+    /// majority never steps down.
+    pub no_check_quorum: bool,
+    /// (j) Pre-vote off when the next ballot's round is odd: the replica runs Phase 1 at once
+    /// when its election timeout fires.
+    pub no_prevote: bool,
 }
 
 /// What a replica currently does.

@@ -312,7 +312,9 @@ impl Replica {
         };
         while let Some(f) = l.window.front() {
             let own = usize::from(l.base < l.self_durable_end);
-            if f.votes.len() + own < self.quorum {
+            // Planted bug (g): an even slot counts chosen one vote short.
+            let early = usize::from(self.faults.commit_one_early && l.base.0 % 2 == 0);
+            if f.votes.len() + own + early < self.quorum {
                 break;
             }
             l.inflight_bytes -= f.bytes;
@@ -334,7 +336,9 @@ impl Replica {
             let alive = l.heard.len() + 1;
             l.quorum_check_elapsed = 0;
             l.heard = VoteSet::default();
-            if alive < self.quorum {
+            // Planted bug (i): no check-quorum for even-round ballots.
+            let skip = self.faults.no_check_quorum && l.ballot.round % 2 == 0;
+            if alive < self.quorum && !skip {
                 self.step_down(None);
                 return;
             }

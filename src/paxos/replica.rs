@@ -215,7 +215,13 @@ impl Replica {
         self.election_elapsed = self.election_elapsed.saturating_add(1);
         self.leader_contact_elapsed = self.leader_contact_elapsed.saturating_add(1);
         if self.election_elapsed >= self.election_timeout {
-            self.start_prevote();
+            let next_round = self.round_seen.max(self.promised.round) + 1;
+            if self.faults.no_prevote && next_round % 2 == 1 {
+                // Planted bug (j): straight to Phase 1, no pre-vote.
+                self.start_phase1();
+            } else {
+                self.start_prevote();
+            }
         }
     }
 

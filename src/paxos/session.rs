@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use super::config::Faults;
 use super::message::Command;
 
 /// What [`Sessions::check`] found for a command.
@@ -38,12 +39,19 @@ struct Session {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sessions {
     clients: BTreeMap<u64, Session>,
+    /// Planted bug (h) ([`Faults::sessions_reexecute_retry`]); not part of the snapshot.
+    reexecute_retry: bool,
 }
 
 impl Sessions {
     /// An empty table.
     pub fn new() -> Sessions {
         Sessions::default()
+    }
+
+    /// Test-only planted bugs: only [`Faults::sessions_reexecute_retry`] concerns the table.
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.reexecute_retry = faults.sessions_reexecute_retry;
     }
 
     /// Classifies `(client, seq)`.
@@ -75,6 +83,12 @@ impl Sessions {
         execute: impl FnOnce(&Command) -> Vec<u8>,
     ) -> Option<Vec<u8>> {
         match self.check(command.client, command.seq) {
+            // Planted bug (h): an odd-numbered retry runs again.
+            SessionCheck::Duplicate(_) if self.reexecute_retry && command.seq % 2 == 1 => {
+                let result = execute(command);
+                self.record(command.client, command.seq, result.clone());
+                Some(result)
+            }
             SessionCheck::Duplicate(r) => Some(r.to_vec()),
             SessionCheck::Stale => None,
             SessionCheck::New => {
@@ -115,7 +129,13 @@ impl Sessions {
             let result = take(len)?.to_vec();
             clients.insert(client, Session { last_seq, result });
         }
-        Some((Sessions { clients }, at))
+        Some((
+            Sessions {
+                clients,
+                reexecute_retry: false,
+            },
+            at,
+        ))
     }
 
     /// Number of clients tracked.

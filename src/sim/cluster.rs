@@ -42,6 +42,7 @@ use std::sync::Arc;
 use super::coverage::{Coverage, Tracker};
 use super::kv::{KvMachine, KvOp};
 use super::linearizability::{check, KvInput, KvOutput, KvRegister, Operation, Verdict};
+use super::monitor::ElectionMonitor;
 use super::net::{NetConfig, Network};
 use super::rng::Rng;
 use super::schedule::{Move, Scheduler, TargetedRates};
@@ -149,8 +150,9 @@ pub struct SimConfig {
     /// Each replica snapshots its state machine and compacts its log about every this many
     /// applied slots (0: never). Lagging replicas then catch up from a peer's snapshot.
     pub compact_every_slots: u64,
-    /// Run the acceptor monitor ([`Check::Acceptor`]). Off, only the end-to-end checkers
-    /// judge the run (tests use that to show they catch the planted bugs on their own).
+    /// Run the acceptor monitor ([`Check::Acceptor`]) and the election monitor
+    /// ([`Check::Election`]). Off, only the end-to-end checkers judge the run (tests use that
+    /// to show they catch the planted bugs on their own).
     pub acceptor_monitor: bool,
 }
 
@@ -255,6 +257,9 @@ pub enum Check {
     /// promise is below a Promise it had sent, or an accepted value it had acknowledged is
     /// gone; or it accepted a ballot below its promise.
     Acceptor,
+    /// An election rule was broken ([`super::monitor`]): Phase 1 without a pre-vote majority,
+    /// or a leader that kept leading without hearing from a majority (no check-quorum).
+    Election,
 }
 
 /// A checker's finding.
@@ -417,6 +422,7 @@ struct Sim<'a> {
     moves: Vec<Move>,
     /// Faults are being injected (the safety phase of a run with faults).
     faults_on: bool,
+    elect: ElectionMonitor,
 }
 
 /// Runs one seeded simulation. A panic inside it is reported as a [`Check::Panic`] violation.
@@ -481,6 +487,10 @@ fn run_inner(seed: u64, cfg: &SimConfig) -> SimReport {
         sched: Scheduler::new(cfg.rates.targeted.clone(), cfg.replicas as usize),
         moves: Vec::new(),
         faults_on: false,
+        elect: ElectionMonitor::new(
+            cfg.replicas as usize,
+            Config::new(NodeId(1), vec![NodeId(1)], 0).election_timeout_ticks_max,
+        ),
     };
     for &id in &ids {
         let node = sim.boot(id, SimDisk::new());
@@ -531,6 +541,8 @@ impl Sim<'_> {
             }
             None => (KvMachine::new(), Vec::new(), Slot(0)),
         };
+        let mut kv = kv;
+        kv.set_faults(self.cfg.core_bugs);
         let replica = self.new_replica(id, store.state().durable());
         Node {
             id,
@@ -572,6 +584,7 @@ impl Sim<'_> {
         let all: Vec<&Replica> = self.nodes.iter().map(|n| &n.replica).collect();
         self.track.observe(i, &all);
         let r = all[i];
+        let broken = self.elect.observe(i, r, self.now);
         if self.faults_on && r.leader_ballot().is_some() {
             let others = all
                 .iter()
@@ -584,6 +597,9 @@ impl Sim<'_> {
                 let m = self.sched.leader_ahead(self.now, &mut self.rng, i);
                 self.moves.extend(m);
             }
+        }
+        if let Some(d) = broken {
+            self.fail(Check::Election, d);
         }
         self.carry_out_moves();
     }
@@ -599,6 +615,12 @@ impl Sim<'_> {
                         .map(|i| self.ids[i])
                         .collect();
                     self.net.partition(&[a, b]);
+                    self.stats.partitions += 1;
+                }
+                Move::Block(i, others) => {
+                    for j in others {
+                        self.net.block(self.ids[i], self.ids[j]);
+                    }
                     self.stats.partitions += 1;
                 }
                 Move::HealAndIsolate(i) => {
@@ -618,6 +640,7 @@ impl Sim<'_> {
     fn core_ends(&mut self, i: usize) {
         let all: Vec<&Replica> = self.nodes.iter().map(|n| &n.replica).collect();
         self.track.crashing(i, &all);
+        self.elect.restarted(i);
     }
 
     /// Takes a snapshot of replica `i`'s state machine and compacts its log below it.
@@ -636,9 +659,10 @@ impl Sim<'_> {
     /// Replica `i` installs a peer's snapshot: it becomes durable here, the log is compacted
     /// below it, and the core restarts from the store with the snapshot's state machine.
     fn install_snapshot(&mut self, i: usize, up_to: Slot, data: Vec<u8>) -> Result<(), FailStop> {
-        let Some((kv, applied)) = decode_snapshot(&data) else {
+        let Some((mut kv, applied)) = decode_snapshot(&data) else {
             return Ok(()); // not from a correct peer: ignore it
         };
+        kv.set_faults(self.cfg.core_bugs);
         let id = self.nodes[i].id;
         self.track.snapshot_installed(
             up_to,
@@ -705,7 +729,7 @@ impl Sim<'_> {
     }
 
     fn fail(&mut self, check: Check, detail: String) {
-        if check == Check::Acceptor && !self.cfg.acceptor_monitor {
+        if matches!(check, Check::Acceptor | Check::Election) && !self.cfg.acceptor_monitor {
             return;
         }
         if self.violation.is_none() {
@@ -933,6 +957,7 @@ impl Sim<'_> {
                         _ => None,
                     };
                     self.track.before_step(i, &self.nodes[i].replica, &m);
+                    self.elect.delivered(i, &m, self.now);
                     let r = &mut self.nodes[i].replica;
                     let promised = r.promised();
                     let held = accept.and_then(|(_, s)| r.accepted(s).map(|(b, _)| b));
@@ -1083,6 +1108,9 @@ impl Sim<'_> {
                     done.push(Action::Persist { records, token });
                 }
                 Action::Send(m) => {
+                    if let Some(d) = self.elect.sent(i, &m) {
+                        self.fail(Check::Election, d);
+                    }
                     match &m.body {
                         Body::Prepare { ballot, from } => {
                             self.track

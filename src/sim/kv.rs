@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::linearizability::{KvInput, KvOutput};
-use crate::paxos::{Command, Sessions};
+use crate::paxos::{Command, Faults, Sessions};
 
 /// An operation on one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +119,11 @@ impl KvMachine {
     /// An empty machine.
     pub fn new() -> KvMachine {
         KvMachine::default()
+    }
+
+    /// Test-only planted bugs of the session table ([`Faults::sessions_reexecute_retry`]).
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.sessions.set_faults(faults);
     }
 
     /// Applies one chosen command at most once per `(client, seq)`: returns its result (the

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod coverage;
 pub mod kv;
 pub mod linearizability;
+pub mod monitor;
 pub mod net;
 pub mod rng;
 pub mod schedule;

@@ -162,6 +162,11 @@ impl<M: Clone> Network<M> {
         }
     }
 
+    /// Cuts the link between `a` and `b` (both directions).
+    pub fn block(&mut self, a: NodeId, b: NodeId) {
+        self.blocked.insert((a.min(b), a.max(b)));
+    }
+
     /// Removes every partition.
     pub fn heal(&mut self) {
         self.blocked.clear();

@@ -14,7 +14,12 @@
 //!   most a minority (its window reaches only them); when a new leader with a higher ballot
 //!   sends Accepts for those slots, cut *it* off a few steps later and bring the old leader's
 //!   side back: the next Phase 1 hears the old value at the old ballot and the new one at
-//!   the new ballot;
+//!   the new ballot (if the new leader learns a slot chosen first, it is cut off at once,
+//!   before its commit point travels);
+//! * **majority window**: cut the leader's links to a minority of its peers, so its window
+//!   reaches exactly a majority; once it knows a slot chosen that no peer knows chosen, cut
+//!   it off from every replica (its clients still reach it and get their answers): the next
+//!   Phase 1 must find the chosen value although its candidate may not hold it;
 //! * **crash on learning**: when the leader knows a slot chosen that no other replica knows
 //!   chosen yet, crash it before its commit point travels;
 //! * **isolate a reading leader**: when a read-index round starts, cut the leader off, so a
@@ -40,7 +45,7 @@ pub struct TargetedRates {
 impl Default for TargetedRates {
     fn default() -> TargetedRates {
         TargetedRates {
-            arm: 0.008,
+            arm: 0.02,
             wait_steps_max: 80,
         }
     }
@@ -53,6 +58,8 @@ pub(crate) enum Move {
     CutOff(Vec<usize>),
     /// Heal every partition, then cut this replica off alone.
     HealAndIsolate(usize),
+    /// Cut the links between the first replica and each of the others listed.
+    Block(usize, Vec<usize>),
     /// Crash-restart this replica, down for this many steps.
     Crash(usize, u64),
 }
@@ -72,10 +79,18 @@ enum State {
         from: Slot,
         until: u64,
     },
-    /// Cut the new leader off at step `at`.
+    /// Cut the new leader off at step `at`, or at once when it knows a slot chosen first.
     CutNewLeader {
         new: usize,
         at: u64,
+    },
+    MajorityArmed {
+        until: u64,
+    },
+    /// The leader's window reaches only a majority; waiting for it to learn a slot chosen.
+    MajorityWindow {
+        leader: usize,
+        until: u64,
     },
     CrashOnLearnArmed {
         until: u64,
@@ -125,6 +140,8 @@ impl Scheduler {
             | State::Stranded { until, .. }
             | State::CrashOnLearnArmed { until }
             | State::IsolateOnReadArmed { until }
+            | State::MajorityArmed { until }
+            | State::MajorityWindow { until, .. }
             | State::Settle { until } => now >= *until,
             State::CutNewLeader { .. } | State::Idle => false,
         };
@@ -135,9 +152,10 @@ impl Scheduler {
             State::Idle => {
                 if self.replicas >= 3 && rng.chance(self.rates.arm) {
                     let until = now + self.rates.wait_steps_max;
-                    self.state = match rng.below(3) {
+                    self.state = match rng.below(4) {
                         0 => State::StrandArmed { until },
                         1 => State::CrashOnLearnArmed { until },
+                        2 => State::MajorityArmed { until },
                         _ => State::IsolateOnReadArmed { until },
                     };
                 }
@@ -187,10 +205,24 @@ impl Scheduler {
                 from,
                 ..
             } if i != old && ballot > b1 && end > from => {
-                // Let some of the new leader's Accepts land (delays are 1 to 4 steps).
-                let at = now + 1 + rng.below(4);
+                // Let the new leader's Accepts land (delays are 1 to 4 steps).
+                let at = now + 4 + rng.below(8);
                 self.state = State::CutNewLeader { new: i, at };
                 Vec::new()
+            }
+            State::MajorityArmed { .. } => {
+                let minority = (self.replicas - 1) / 2;
+                let mut others: Vec<usize> = (0..self.replicas).filter(|&j| j != i).collect();
+                let mut cut = Vec::new();
+                for _ in 0..minority {
+                    let k = rng.below(others.len() as u64) as usize;
+                    cut.push(others.swap_remove(k));
+                }
+                self.state = State::MajorityWindow {
+                    leader: i,
+                    until: now + 60,
+                };
+                vec![Move::Block(i, cut)]
             }
             _ => Vec::new(),
         }
@@ -198,12 +230,24 @@ impl Scheduler {
 
     /// Leader `i` knows slots chosen that no other replica knows chosen yet.
     pub(crate) fn leader_ahead(&mut self, now: u64, rng: &mut Rng, i: usize) -> Vec<Move> {
-        if !matches!(self.state, State::CrashOnLearnArmed { .. }) {
-            return Vec::new();
+        match self.state {
+            State::CrashOnLearnArmed { .. } => {
+                self.struck += 1;
+                self.state = State::Settle { until: now + 20 };
+                vec![Move::Crash(i, rng.below(4))]
+            }
+            State::CutNewLeader { new, .. } if new == i => {
+                self.struck += 1;
+                self.state = State::Settle { until: now + 40 };
+                vec![Move::HealAndIsolate(i)]
+            }
+            State::MajorityWindow { leader, .. } if leader == i => {
+                self.struck += 1;
+                self.state = State::Settle { until: now + 40 };
+                vec![Move::HealAndIsolate(i)]
+            }
+            _ => Vec::new(),
         }
-        self.struck += 1;
-        self.state = State::Settle { until: now + 20 };
-        vec![Move::Crash(i, rng.below(4))]
     }
 
     /// A read-index round started on leader `i`.

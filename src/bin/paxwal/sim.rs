@@ -30,7 +30,9 @@ pub struct SimArgs {
     /// Plant a bug to see it caught: a (promise before durable), b (ignore the highest-ballot
     /// value), c (accept a lower ballot), d (truncate the suffix), reads (local reads), ack
     /// (acknowledge before chosen), mangle (a store that mangles values), stuck (persists never
-    /// complete).
+    /// complete); partial breaks: e (first reported value wins for odd slots), f (a Promise
+    /// forgets one value), g (commit point one slot early), h (sessions re-execute a retry),
+    /// i (check-quorum off), j (pre-vote off).
     #[arg(long, value_enum)]
     planted: Option<PlantedArg>,
     /// Worker threads (default: the available cores).
@@ -51,6 +53,12 @@ enum PlantedArg {
     Ack,
     Mangle,
     Stuck,
+    E,
+    F,
+    G,
+    H,
+    I,
+    J,
 }
 
 /// Runs `paxwal sim`; returns its exit code (1 on any violation).
@@ -74,6 +82,12 @@ pub fn run(a: SimArgs) -> u8 {
         Some(PlantedArg::Ack) => cfg.node_bugs.ack_before_chosen = true,
         Some(PlantedArg::Mangle) => cfg.node_bugs.mangle_persisted_values = true,
         Some(PlantedArg::Stuck) => cfg.node_bugs.lose_completions = true,
+        Some(PlantedArg::E) => cfg.core_bugs.first_value_wins = true,
+        Some(PlantedArg::F) => cfg.core_bugs.promise_forgets_one_value = true,
+        Some(PlantedArg::G) => cfg.core_bugs.commit_one_early = true,
+        Some(PlantedArg::H) => cfg.core_bugs.sessions_reexecute_retry = true,
+        Some(PlantedArg::I) => cfg.core_bugs.no_check_quorum = true,
+        Some(PlantedArg::J) => cfg.core_bugs.no_prevote = true,
         None => {}
     }
     let seeds: Vec<u64> = match a.seed {
