@@ -6,7 +6,9 @@
 //! a shared machine. Both systems run on mimalloc, the allocator the omnipaxos figures were
 //! published with.
 //!
-//! The same harness runs omnipaxos 0.2.4 with its `MemoryStorage`, pumped the same way: in
+//! The same harness runs omnipaxos 0.2.4 with its `MemoryStorage`, pumped the same way (the
+//! library's one omnipaxos pump, `paxwal::bench::omnipaxos`, also behind the replication
+//! benchmark's RocksDB comparison): in
 //! both clusters the same node leads (the one omnipaxos elects), and every round each node in turn hands over its
 //! output, each message going to its addressee at once (`take_actions_into` + `step`, or
 //! `take_outgoing_messages` + `handle_incoming`). A paxwal persist completes at once (as a
@@ -41,6 +43,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use paxwal::bench::omnipaxos::OmniCluster;
 use paxwal::paxos::{Action, Command, Config, DurableState, Replica, Role};
 use paxwal::{NodeId, Slot};
 
@@ -237,156 +240,45 @@ impl Cluster {
     }
 }
 
-mod omni {
-    use std::time::{Duration, Instant};
-
-    use omnipaxos::messages::Message;
-    use omnipaxos::storage::{Entry, NoSnapshot};
-    use omnipaxos::{ClusterConfig, OmniPaxos, OmniPaxosConfig, ServerConfig};
-    use omnipaxos_storage::memory_storage::MemoryStorage;
-
-    use super::PAYLOAD_BYTES;
-
-    #[derive(Clone, Debug)]
-    pub struct Cmd {
-        #[allow(dead_code)]
-        client: u64,
-        #[allow(dead_code)]
-        seq: u64,
-        #[allow(dead_code)]
-        payload: Vec<u8>,
+/// omnipaxos over its `MemoryStorage`, pumped by the library's one omnipaxos pump
+/// (`paxwal::bench::omnipaxos`): one call commits `COMMANDS_PER_ITER` commands with `in_flight`
+/// outstanding, then trims.
+fn omnipaxos(batch: usize, in_flight: u64) -> impl FnMut() {
+    let mut c = OmniCluster::in_memory(batch, PAYLOAD_BYTES).expect("omnipaxos cluster");
+    c.set_read_decided(std::env::var_os("PAXOS_BENCH_OMNI_APPLY").is_some());
+    if c.leader_index() != LEADER {
+        eprintln!(
+            "note: omnipaxos elected node index {}, paxwal's leader is index {LEADER}",
+            c.leader_index()
+        );
     }
-
-    impl Entry for Cmd {
-        type Snapshot = NoSnapshot;
+    let debug = std::env::var_os("PAXOS_BENCH_DEBUG").is_some();
+    move || {
+        let failed = c.trim_failures();
+        c.run(COMMANDS_PER_ITER, in_flight).expect("omnipaxos run");
+        if debug && c.trim_failures() > failed {
+            eprintln!("omnipaxos trim failed");
+        }
     }
+}
 
-    type Node = OmniPaxos<Cmd, MemoryStorage<Cmd>>;
+/// The pure paxwal core, the same way.
+fn paxwal_core(window: usize, batch: usize, in_flight: u64) -> impl FnMut() {
+    let mut c = Cluster::new(window, batch, in_flight);
+    move || c.run(COMMANDS_PER_ITER)
+}
 
-    pub struct Cluster {
-        nodes: Vec<Node>,
-        leader: usize,
-        buf: Vec<Message<Cmd>>,
-        proposed: u64,
-        in_flight: u64,
-        last_tick: Instant,
-        /// `PAXOS_BENCH_OMNI_APPLY`: read the decided entries on every node (not by default).
-        apply: bool,
-        read: Vec<usize>,
-    }
-
-    impl Cluster {
-        pub fn new(batch_size: usize, in_flight: u64) -> Cluster {
-            let pids = vec![1u64, 2, 3];
-            let nodes = pids
-                .iter()
-                .map(|&pid| {
-                    let cfg = OmniPaxosConfig {
-                        cluster_config: ClusterConfig {
-                            configuration_id: 1,
-                            nodes: pids.clone(),
-                            flexible_quorum: None,
-                        },
-                        server_config: ServerConfig {
-                            pid,
-                            batch_size,
-                            ..ServerConfig::default()
-                        },
-                    };
-                    cfg.build(MemoryStorage::default())
-                        .expect("omnipaxos config")
-                })
-                .collect();
-            let mut c = Cluster {
-                nodes,
-                leader: 0,
-                buf: Vec::new(),
-                proposed: 0,
-                in_flight,
-                last_tick: Instant::now(),
-                apply: std::env::var_os("PAXOS_BENCH_OMNI_APPLY").is_some(),
-                read: vec![0; 3],
-            };
-            loop {
-                for n in &mut c.nodes {
-                    n.tick();
-                }
-                c.round();
-                let leader = c.nodes[0].get_current_leader();
-                if let Some((pid, true)) = leader {
-                    c.leader = (pid - 1) as usize;
-                    if c.nodes[c.leader].get_current_leader() == leader {
-                        break;
-                    }
-                }
-            }
-            if c.leader != super::LEADER {
-                eprintln!(
-                    "note: omnipaxos elected node index {}, paxwal's leader is index {}",
-                    c.leader,
-                    super::LEADER
-                );
-            }
-            c
-        }
-
-        fn round(&mut self) {
-            for i in 0..self.nodes.len() {
-                self.nodes[i].take_outgoing_messages(&mut self.buf);
-                for m in self.buf.drain(..) {
-                    let to = (m.get_receiver() - 1) as usize;
-                    self.nodes[to].handle_incoming(m);
-                }
-            }
-            if self.apply {
-                // As an application would: read every node's newly decided entries.
-                for (node, read) in self.nodes.iter().zip(&mut self.read) {
-                    if let Some(entries) = node.read_decided_suffix(*read) {
-                        *read += entries.len();
-                    }
-                }
-            }
-        }
-
-        fn decided(&self) -> u64 {
-            self.nodes[self.leader].get_decided_idx() as u64
-        }
-
-        pub fn run(&mut self, n: u64) {
-            let target = self.decided() + n;
-            while self.decided() < target {
-                let decided = self.decided();
-                while self.proposed < target && self.proposed - decided < self.in_flight {
-                    let cmd = Cmd {
-                        client: 1,
-                        seq: self.proposed,
-                        payload: vec![7; PAYLOAD_BYTES],
-                    };
-                    self.nodes[self.leader].append(cmd).expect("stable leader");
-                    self.proposed += 1;
-                }
-                self.round();
-                if self.last_tick.elapsed() >= Duration::from_millis(10) {
-                    self.last_tick = Instant::now();
-                    for node in &mut self.nodes {
-                        node.tick();
-                    }
-                }
-            }
-            // Trim what every node has decided (trimming past a follower's decided index fails).
-            let all_decided = self
-                .nodes
-                .iter()
-                .map(|n| n.get_decided_idx())
-                .min()
-                .unwrap_or(0);
-            if let Err(e) = self.nodes[self.leader].trim(Some(all_decided)) {
-                if std::env::var_os("PAXOS_BENCH_DEBUG").is_some() {
-                    eprintln!("omnipaxos trim({all_decided}) failed: {e:?}");
-                }
-            }
-            self.round();
-        }
+/// One measured iteration of `system` ("paxwal" or "omnipaxos") in one configuration.
+fn iteration(
+    system: &str,
+    window: usize,
+    batch: usize,
+    in_flight: u64,
+) -> Option<Box<dyn FnMut()>> {
+    match system {
+        "paxwal" => Some(Box::new(paxwal_core(window, batch, in_flight))),
+        "omnipaxos" => Some(Box::new(omnipaxos(batch, in_flight))),
+        _ => None,
     }
 }
 
@@ -395,30 +287,21 @@ fn bench_paxos(c: &mut Criterion) {
     g.throughput(Throughput::Elements(COMMANDS_PER_ITER));
     let only = std::env::var("PAXOS_BENCH_ONLY").unwrap_or_default();
     for (i, &(name, window, batch, in_flight)) in CONFIGS.iter().enumerate() {
-        if only.is_empty() || only == "paxwal" {
-            let mut cluster = Cluster::new(window, batch, in_flight);
-            g.bench_function(BenchmarkId::new("paxwal", name), |b| {
+        for system in ["paxwal", "omnipaxos"] {
+            if !(only.is_empty() || only == system) {
+                continue;
+            }
+            let Some(mut iteration) = iteration(system, window, batch, in_flight) else {
+                continue;
+            };
+            g.bench_function(BenchmarkId::new(system, name), |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        cluster.run(COMMANDS_PER_ITER);
+                        iteration();
                     }
                     let took = start.elapsed();
-                    record(i, "paxwal", iters * COMMANDS_PER_ITER, took);
-                    took
-                })
-            });
-        }
-        if only.is_empty() || only == "omnipaxos" {
-            let mut cluster = omni::Cluster::new(batch, in_flight);
-            g.bench_function(BenchmarkId::new("omnipaxos", name), |b| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        cluster.run(COMMANDS_PER_ITER);
-                    }
-                    let took = start.elapsed();
-                    record(i, "omnipaxos", iters * COMMANDS_PER_ITER, took);
+                    record(i, system, iters * COMMANDS_PER_ITER, took);
                     took
                 })
             });
@@ -450,19 +333,9 @@ fn profile(spec: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    let mut run: Box<dyn FnMut()> = match system {
-        "paxwal" => {
-            let mut cluster = Cluster::new(window, batch, in_flight);
-            Box::new(move || cluster.run(COMMANDS_PER_ITER))
-        }
-        "omnipaxos" => {
-            let mut cluster = omni::Cluster::new(batch, in_flight);
-            Box::new(move || cluster.run(COMMANDS_PER_ITER))
-        }
-        _ => {
-            eprintln!("unknown system {system}");
-            std::process::exit(2);
-        }
+    let Some(mut run) = iteration(system, window, batch, in_flight) else {
+        eprintln!("unknown system {system}");
+        std::process::exit(2);
     };
     run();
     let mut best = Duration::MAX;

@@ -1,12 +1,13 @@
 //! Criterion: the same durable-append workloads on paxwal, okaywal 0.3.1 and raft-engine
-//! 0.4.2, plus the raw disk, in one run (durable-append calls are named in `src/compare.rs`).
+//! 0.4.2, plus the raw disk, in one run: every engine of `paxwal::bench::peers::ENGINES` by
+//! the same code (each file of `src/bench/peers/` names the durable-append calls it uses).
 //! `cargo bench --features compare --bench peers`. For the markdown table and chart from
 //! interleaved rounds: `cargo run --release --features compare -- bench --compare`.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use paxwal::compare::{raw, run, WORKLOADS};
+use paxwal::bench::peers::{raw, run, ENGINES, WORKLOADS};
 
 fn peers(c: &mut Criterion) {
     for w in WORKLOADS {
@@ -15,17 +16,18 @@ fn peers(c: &mut Criterion) {
         g.throughput(Throughput::Elements(
             (w.writers * w.entries_per_writer) as u64,
         ));
-        for engine in ["paxwal", "okaywal", "raft-engine", "raw"] {
-            g.bench_function(engine, |b| {
+        let names = ENGINES.iter().map(|e| Some(*e)).chain([None]);
+        for engine in names {
+            let name = engine.map_or("raw", |e| e.name());
+            g.bench_function(name, |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         let dir = tempfile::tempdir().expect("tempdir");
                         let n = (w.writers * w.entries_per_writer) as f64;
-                        let rate = if engine == "raw" {
-                            raw(dir.path(), w).expect("raw")
-                        } else {
-                            run(engine, dir.path(), w).expect("run").0
+                        let rate = match engine {
+                            Some(e) => run(e, dir.path(), w).expect("run").0,
+                            None => raw(dir.path(), w).expect("raw"),
                         };
                         total += Duration::from_secs_f64(n / rate);
                     }

@@ -1,24 +1,24 @@
 //! Replication with the real acceptor store on the real WAL: 3 replicas in one process
-//! (`paxwal::replbench::Cluster`: one pump thread for the three cores, one syncer thread per
+//! (`paxwal::bench::replication::Cluster`: one pump thread for the three cores, one syncer thread per
 //! store), each store in its own directory on the same disk, `SyncMode::Always` (every persist
 //! covered by an `fdatasync` before the core hears of it), messages in memory, 64-byte
 //! commands. Counts commands committed on the leader per second, with 1,024 in flight at most
 //! 64 per slot and 8,192 in flight at most 1,024 per slot (the omnipaxos + RocksDB figures
-//! quoted in `paxwal::replbench` are for the same two configurations). The raw disk's
+//! quoted in `paxwal::bench::replication` are for the same two configurations). The raw disk's
 //! `fdatasync` rate (4 KiB overwrite, one file, and three files at once) is measured in the same
 //! run: only ratios within one run mean anything on a shared machine.
 //!
 //! With `--features compare-omnipaxos`, omnipaxos 0.2.4 with its RocksDB `PersistentStorage`
-//! runs the same two configurations in the same harness (`paxwal::replbench::omni`).
+//! runs the same two configurations in the same harness (`paxwal::bench::omnipaxos`).
 //!
 //! Run: `cargo bench --bench replication` (`PAXWAL_BENCH_DIR=…` to run on another disk than
 //! the temporary directory's).
 
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use paxwal::replbench::{Cluster, ClusterOptions};
+use paxwal::bench::raw::ProbeFile;
+use paxwal::bench::replication::{Cluster, ClusterOptions};
 
 /// Commands committed per measured iteration.
 const COMMANDS_PER_ITER: u64 = 65_536;
@@ -50,7 +50,7 @@ fn replication(c: &mut Criterion) {
         {
             let dir = bench_dir();
             let mut omni =
-                paxwal::replbench::omni::OmniCluster::open(dir.path(), batch, 64).expect("open");
+                paxwal::bench::omnipaxos::OmniCluster::open(dir.path(), batch, 64).expect("open");
             omni.run(2 * COMMANDS_PER_ITER, in_flight).expect("warm-up");
             g.bench_function(
                 BenchmarkId::new(
@@ -65,38 +65,21 @@ fn replication(c: &mut Criterion) {
 }
 
 /// One 4 KiB overwrite + `fdatasync` per iteration (one file), and the same on three files at
-/// once (one thread each; an iteration is one sync of each), in the same directory.
+/// once (one thread each; an iteration is one sync of each), in the same directory, with the
+/// library's probe files (`paxwal::bench::raw`).
 fn raw_disk(c: &mut Criterion) {
     let mut g = c.benchmark_group("raw_disk");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     let dir = bench_dir();
-    let files: Vec<std::fs::File> = (0..3)
-        .map(|i| {
-            let p = dir.path().join(format!("raw-{i}"));
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(p)
-                .expect("open");
-            let block = vec![0x5au8; 4096];
-            for b in 0..256u64 {
-                f.write_all_at(&block, b * 4096).expect("write");
-            }
-            f.sync_all().expect("fsync");
-            f
-        })
-        .collect();
-    let block = vec![0x5au8; 4096];
+    let files: Vec<ProbeFile> = (0..3)
+        .map(|i| ProbeFile::written(dir.path().join(format!("raw-{i}")), 256, 0x5a))
+        .collect::<Result<_, _>>()
+        .expect("probe files");
     g.throughput(Throughput::Elements(1));
     let mut n = 0u64;
     g.bench_function("fdatasync_4KiB_overwrite", |b| {
         b.iter(|| {
-            files[0]
-                .write_all_at(&block, (n % 256) * 4096)
-                .expect("write");
-            files[0].sync_data().expect("fdatasync");
+            files[0].overwrite_sync(n).expect("overwrite");
             n += 1;
         })
     });
@@ -106,11 +89,9 @@ fn raw_disk(c: &mut Criterion) {
             let t = Instant::now();
             std::thread::scope(|s| {
                 for f in &files {
-                    let block = &block;
                     s.spawn(move || {
                         for i in 0..iters {
-                            f.write_all_at(block, (i % 256) * 4096).expect("write");
-                            f.sync_data().expect("fdatasync");
+                            f.overwrite_sync(i).expect("overwrite");
                         }
                     });
                 }

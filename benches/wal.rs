@@ -5,11 +5,11 @@
 //!
 //! Run: `cargo bench --bench wal` (`-- group_commit` for one group).
 
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use paxwal::bench::raw::{self, ProbeFile, BLOCK_BYTES};
 use paxwal::wal::{Options, SyncMode, Wal};
 
 fn open(dir: &std::path::Path, sync: SyncMode) -> Wal {
@@ -146,56 +146,40 @@ fn recovery(c: &mut Criterion) {
     g.finish();
 }
 
+/// The raw disk, with the library's probes (`paxwal::bench::raw`): one 4 KiB overwrite +
+/// `fdatasync`, the same bytes as a batch of 1,000 × 128 B in one write + `fdatasync`, and a
+/// 64 MiB sequential write.
 fn raw_disk(c: &mut Criterion) {
     let mut g = c.benchmark_group("raw_disk");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("raw");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&p)
-        .expect("open");
-    let block = vec![1u8; 4096];
-    for i in 0..4096u64 {
-        f.write_all_at(&block, i * 4096).expect("write");
-    }
-    f.sync_all().expect("sync");
+    let blocks = 4096u64;
+    let f = ProbeFile::written(dir.path().join("raw"), blocks, 1).expect("probe file");
     let mut i = 0u64;
     g.throughput(Throughput::Elements(1));
     g.bench_function("overwrite_4KiB_fdatasync", |b| {
         b.iter(|| {
-            f.write_all_at(&block, (i % 4096) * 4096).expect("write");
-            f.sync_data().expect("sync");
+            f.overwrite_sync(i).expect("overwrite");
             i += 1;
         })
     });
     let chunk = vec![2u8; 1000 * 132];
+    let span = blocks * BLOCK_BYTES as u64;
     let mut at = 0u64;
     g.throughput(Throughput::Elements(1000));
     g.bench_function("write_132KB_fdatasync_same_bytes_as_1000x128B", |b| {
         b.iter(|| {
-            if at + chunk.len() as u64 > 4096 * 4096 {
+            if at + chunk.len() as u64 > span {
                 at = 0;
             }
-            f.write_all_at(&chunk, at).expect("write");
-            f.sync_data().expect("sync");
+            f.write_sync(&chunk, at).expect("write");
             at += chunk.len() as u64;
         })
     });
     let seq = dir.path().join("seq");
     g.throughput(Throughput::Bytes(64 << 20));
     g.bench_function("sequential_64MiB_1MiB_writes", |b| {
-        b.iter(|| {
-            let f = std::fs::File::create(&seq).expect("create");
-            let mb = vec![3u8; 1 << 20];
-            for k in 0..64u64 {
-                f.write_all_at(&mb, k << 20).expect("write");
-            }
-            f.sync_data().expect("sync");
-        })
+        b.iter(|| raw::seq_write(&seq, 64).expect("sequential write"))
     });
     g.finish();
 }

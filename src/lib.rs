@@ -1,19 +1,23 @@
 //! paxwal: a replicated write-ahead log.
 //!
+//! Modules from the bottom layer up (each imports only those before it; ARCHITECTURE.md's
+//! folder map, checked by `tests/layering.rs`):
+//!
+//! * [`types`]: the position and identity newtypes every layer shares; [`error`]: `Error`.
 //! * [`wal`]: the generic segmented, checksummed log with group commit and crash recovery.
 //! * [`paxos`]: the pure, deterministic Multi-Paxos core (messages, ticks, proposals, reads
 //!   and storage completions in; persist, send, apply and read actions out).
-//! * [`sim`] (feature `sim`, on by default): the deterministic cluster simulator and its
-//!   checkers.
-//! * [`node`]: the runtime: threads, authenticated TCP transport, state machines, client
-//!   protocol.
 //! * [`store`]: a Paxos acceptor's durable state (promise, accepted values, chosen point) kept
 //!   in the log.
-//! * [`bench`](mod@bench): the append benchmark and raw-disk probes behind `paxwal bench`.
-//! * [`replbench`]: the replication benchmark behind `paxwal bench --paxos` (three replicas,
-//!   each with its acceptor store on its own log, one disk).
 //! * [`snapshot`]: atomic, checksummed snapshot files.
-//! * [`types`]: the position and identity newtypes every layer shares.
+//! * [`node`]: the runtime: threads, authenticated TCP transport, state machines, client
+//!   protocol.
+//! * [`sim`] (feature `sim`, on by default): the deterministic cluster simulator and its
+//!   checkers.
+//! * [`bench`](mod@bench): everything behind `paxwal bench`: the raw-disk probes, the append,
+//!   reopen, replication and cluster benchmarks, and the peer comparison.
+//! * [`fuzzing`]: fuzz bodies that span layers (the log's and the core's own are in
+//!   [`wal::fuzzing`] and [`paxos::fuzzing`]).
 //!
 //! Embedding the log:
 //!
@@ -78,12 +82,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
-#[cfg(feature = "compare")]
-pub mod compare;
 pub mod error;
+pub mod fuzzing;
 pub mod node;
 pub mod paxos;
-pub mod replbench;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod snapshot;

@@ -1,12 +1,13 @@
-//! Runs the fuzz target bodies (`paxwal::wal::fuzzing`) over seeded random inputs on stable
+//! Runs the fuzz target bodies (`paxwal::fuzzing`, `paxwal::wal::fuzzing`, `paxwal::paxos::fuzzing`) over seeded random inputs on stable
 //! Rust, bounded in count, so CI exercises what `fuzz/` fuzzes: decoders over arbitrary bytes,
 //! recovery over arbitrary edits of a valid log, and WAL operations with crash points against
 //! a model, and the Paxos core stepped by arbitrary inputs under a durability oracle. The model
 //! checker and the oracle are each shown to fail on a planted bug. `SEED=…` replays.
 
+use paxwal::fuzzing::decoders;
 use paxwal::paxos::fuzzing::replica_step;
 use paxwal::paxos::Faults;
-use paxwal::wal::fuzzing::{decoders, ops_vs_model, recovery_edits};
+use paxwal::wal::fuzzing::{ops_vs_model, recovery_edits};
 use paxwal::wal::PlantedBugs;
 
 struct Rng(u64);

@@ -1,4 +1,4 @@
-//! The replication harness (`paxwal::replbench`) over real acceptor stores on real logs: it
+//! The replication harness (`paxwal::bench::replication`) over real acceptor stores on real logs: it
 //! commits every command exactly once and in order; a slot is committed only once a majority of
 //! the stores hold a durable accept for it (checked at every commit, and shown to catch a
 //! harness that reports persists complete before their `fdatasync`); and after the stores are
@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use paxwal::replbench::{Cluster, ClusterOptions};
+use paxwal::bench::replication::{Cluster, ClusterOptions};
 use paxwal::store::AcceptorStore;
 use paxwal::wal::Options;
 use paxwal::Slot;

@@ -222,8 +222,8 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
 
 #[cfg(feature = "compare")]
 fn compare(dir: &std::path::Path, chart: Option<&std::path::Path>) -> Result<u8, Error> {
-    let t =
-        paxwal::compare::table(dir, chart).map_err(|e| Error::Invalid(format!("compare: {e}")))?;
+    let t = paxwal::bench::peers::table(dir, chart)
+        .map_err(|e| Error::Invalid(format!("compare: {e}")))?;
     print!("{t}");
     Ok(0)
 }
@@ -244,7 +244,7 @@ fn paxos_bench(
     json: bool,
 ) -> Result<u8, Error> {
     let commands = entries.unwrap_or(1_000_000);
-    let cfg = paxwal::replbench::ReplBenchConfig {
+    let cfg = paxwal::bench::replication::ReplBenchConfig {
         dir: dir.to_owned(),
         in_flight,
         batch,
@@ -254,7 +254,7 @@ fn paxos_bench(
         zero_fill,
         omnipaxos,
     };
-    let r = paxwal::replbench::run(&cfg)?;
+    let r = paxwal::bench::replication::run(&cfg)?;
     if json {
         print_json(&r)?;
         return Ok(0);

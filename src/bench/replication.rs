@@ -37,9 +37,6 @@
 //! grow with the tokens, and a completion acknowledges every token up to it, as the action
 //! contract allows. Any store error stops the run with that error.
 
-#[cfg(feature = "compare-omnipaxos")]
-pub mod omni;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,6 +46,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 
+use super::raw;
+use super::{percentile_us, ratio, rss_mib, settle, write_bytes};
 use crate::error::{Error, Result};
 use crate::paxos::{
     Action, Body, Command, Config, Message, PersistToken, Replica, Role, StoreRecord, Value,
@@ -520,10 +519,6 @@ impl Cluster {
         let seconds = start.elapsed().as_secs_f64();
         let fsyncs: u64 = self.nodes.iter().map(Node::fsyncs).sum();
         latencies.sort_unstable();
-        let pct = |p: f64| {
-            let i = ((latencies.len().saturating_sub(1)) as f64 * p).round() as usize;
-            latencies.get(i).map_or(0.0, |&ns| ns as f64 / 1000.0)
-        };
         Ok(RunStats {
             commands: n,
             seconds,
@@ -531,8 +526,8 @@ impl Cluster {
             rounds,
             slots: self.slots - slots0,
             accept_values_sent: self.accept_values_sent - sent0,
-            commit_p50_us: pct(0.5),
-            commit_p99_us: pct(0.99),
+            commit_p50_us: percentile_us(&latencies, 0.5),
+            commit_p99_us: percentile_us(&latencies, 0.99),
         })
     }
 
@@ -702,77 +697,6 @@ pub fn omnipaxos_quoted(batch: usize, in_flight: u64) -> Option<f64> {
     }
 }
 
-/// `fdatasync` rate of `files` files synced concurrently, one thread each (4 KiB overwrites
-/// inside already-written files), all together, for about `budget`.
-pub fn raw_parallel_fsync_rate(dir: &Path, files: usize, budget: Duration) -> Result<f64> {
-    let start = Instant::now();
-    let counts: Vec<Result<u64>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..files)
-            .map(|i| {
-                s.spawn(move || -> Result<u64> {
-                    use std::os::unix::fs::FileExt;
-                    let p = dir.join(format!("raw-parallel-{i}.tmp"));
-                    let io = |op: &'static str| {
-                        let p = p.clone();
-                        move |e| Error::io(op, p, e)
-                    };
-                    let f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(true)
-                        .read(true)
-                        .write(true)
-                        .open(&p)
-                        .map_err(io("open"))?;
-                    let block = vec![0x5au8; 4096];
-                    for b in 0..256u64 {
-                        f.write_all_at(&block, b * 4096).map_err(io("write"))?;
-                    }
-                    f.sync_all().map_err(io("fsync"))?;
-                    let mut n = 0u64;
-                    while start.elapsed() < budget || n < 20 {
-                        f.write_all_at(&block, (n % 256) * 4096)
-                            .map_err(io("write"))?;
-                        f.sync_data().map_err(io("fdatasync"))?;
-                        n += 1;
-                    }
-                    let _ = std::fs::remove_file(&p);
-                    Ok(n)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Invalid("a probe thread panicked".into())))
-            })
-            .collect()
-    });
-    let secs = start.elapsed().as_secs_f64();
-    let mut total = 0;
-    for c in counts {
-        total += c?;
-    }
-    Ok(total as f64 / secs)
-}
-
-/// `wchar` of `/proc/self/io`: bytes passed to write calls (0 where absent).
-fn write_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("wchar:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn settle() {
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
-    std::thread::sleep(Duration::from_millis(500));
-}
-
 /// omnipaxos in the same harness: commands/s over whole multiples of 65,536 commands (its
 /// pump commits in chunks of that size and trims after each).
 #[cfg(feature = "compare-omnipaxos")]
@@ -786,7 +710,7 @@ fn run_omnipaxos(cfg: &ReplBenchConfig) -> Result<f64> {
     let commands = cfg.commands.div_ceil(chunk).max(1) * chunk;
     let warmup = cfg.warmup.div_ceil(chunk) * chunk;
     let r = (|| {
-        let mut c = omni::OmniCluster::open(&dir, cfg.batch, 64)?;
+        let mut c = super::omnipaxos::OmniCluster::open(&dir, cfg.batch, 64)?;
         if warmup > 0 {
             c.run(warmup, cfg.in_flight)?;
         }
@@ -818,15 +742,15 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
     }
     let (raw1, raw3, raw_seq) = if cfg.raw {
         settle();
-        let r1 = crate::bench::raw_overwrite_fsync_rate(&cfg.dir, Duration::from_millis(1500))?;
-        let r3 = raw_parallel_fsync_rate(&cfg.dir, 3, Duration::from_millis(1500))?;
-        let seq = crate::bench::raw_seq_write_mib_per_sec(&cfg.dir, 256)?;
+        let budget = Duration::from_millis(1500);
+        let r1 = raw::overwrite_fsync_rate(&cfg.dir, 1, budget)?;
+        let r3 = raw::overwrite_fsync_rate(&cfg.dir, 3, budget)?;
+        let seq = raw::seq_write_mib_per_sec(&cfg.dir, 256)?;
         settle();
         (r1, r3, seq)
     } else {
         (0.0, 0.0, 0.0)
     };
-    let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let dir = cfg
         .dir
         .join(format!("paxwal-replbench-{}", std::process::id()));
@@ -842,7 +766,7 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         }
         let w0 = write_bytes();
         let s = cluster.run(cfg.commands, cfg.in_flight)?;
-        Ok((s, write_bytes().saturating_sub(w0), crate::bench::rss_mib()))
+        Ok((s, write_bytes().saturating_sub(w0), rss_mib()))
     })();
     let closed = cluster.close();
     let _ = std::fs::remove_dir_all(&dir);
@@ -854,9 +778,9 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
     } else {
         None
     };
-    let written_mib_per_sec = div(written as f64 / f64::from(1u32 << 20), s.seconds);
-    let commands_per_sec = div(s.commands as f64, s.seconds);
-    let fsyncs_per_sec = div(s.fsyncs as f64, s.seconds);
+    let written_mib_per_sec = ratio(written as f64 / f64::from(1u32 << 20), s.seconds);
+    let commands_per_sec = ratio(s.commands as f64, s.seconds);
+    let fsyncs_per_sec = ratio(s.fsyncs as f64, s.seconds);
     let quoted = omnipaxos_quoted(cfg.batch, cfg.in_flight);
     Ok(ReplBenchResult {
         in_flight: cfg.in_flight,
@@ -868,9 +792,9 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         commands_per_sec,
         fsyncs: s.fsyncs,
         fsyncs_per_sec,
-        commands_per_fsync: div(3.0 * s.commands as f64, s.fsyncs as f64),
-        rounds_per_sec: div(s.rounds as f64, s.seconds),
-        accepts_sent_per_slot: div(s.accept_values_sent as f64, s.slots as f64),
+        commands_per_fsync: ratio(3.0 * s.commands as f64, s.fsyncs as f64),
+        rounds_per_sec: ratio(s.rounds as f64, s.seconds),
+        accepts_sent_per_slot: ratio(s.accept_values_sent as f64, s.slots as f64),
         commit_p50_us: s.commit_p50_us,
         commit_p99_us: s.commit_p99_us,
         zero_fill: cfg.zero_fill,
@@ -878,13 +802,13 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
         rss_anon_mib,
         rss_file_mib,
         raw_seq_mib_per_sec: raw_seq,
-        ratio_write_to_raw_seq: div(written_mib_per_sec, raw_seq),
+        ratio_write_to_raw_seq: ratio(written_mib_per_sec, raw_seq),
         raw_fsync_per_sec: raw1,
         raw_fsync3_per_sec: raw3,
-        ratio_commands_to_raw_fsync: div(commands_per_sec, raw1),
-        ratio_fsyncs_to_raw_fsync3: div(fsyncs_per_sec, raw3),
+        ratio_commands_to_raw_fsync: ratio(commands_per_sec, raw1),
+        ratio_fsyncs_to_raw_fsync3: ratio(fsyncs_per_sec, raw3),
         omnipaxos_per_sec,
-        ratio_to_omnipaxos: omnipaxos_per_sec.map(|o| div(commands_per_sec, o)),
+        ratio_to_omnipaxos: omnipaxos_per_sec.map(|o| ratio(commands_per_sec, o)),
         omnipaxos_quoted_per_sec: quoted,
         ratio_to_omnipaxos_quoted: quoted.map(|q| commands_per_sec / q),
     })

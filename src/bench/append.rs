@@ -1,11 +1,7 @@
-//! The append benchmark behind `paxwal bench`, and raw-disk probes measured in the same
-//! directory in the same run, so paxwal's figures are stated as ratios to the disk.
+//! The append benchmark behind `paxwal bench` (writers appending durably, beside the raw-disk
+//! probes of [`super::raw`] in the same directory and run) and the reopen benchmark behind
+//! `paxwal bench --reopen-mib`.
 
-pub mod cluster;
-
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::raw::{self, Until};
+use super::{percentile_us, ratio, rss_mib, settle};
 use crate::error::{Error, Result};
 use crate::wal::{Options, SyncMode, Wal};
 
@@ -113,156 +111,27 @@ pub struct BenchResult {
     pub rss_file_mib: f64,
 }
 
-/// `(RssAnon, RssFile)` of this process in MiB, from `/proc/self/status` (0 where absent).
-pub fn rss_mib() -> (f64, f64) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("RssAnon:"), field("RssFile:"))
-}
-
-fn io<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |e| Error::io(op, p, e)
-}
-
-/// `fdatasync` rate after 4 KiB overwrites inside an already-written file (the case a
-/// preallocated segment is in), for about `budget`.
-pub fn raw_overwrite_fsync_rate(dir: &Path, budget: Duration) -> Result<f64> {
-    let p = dir.join("raw-overwrite.tmp");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&p)
-        .map_err(io("open", &p))?;
-    let block = vec![0x5au8; 4096];
-    let blocks = 1024u64;
-    for i in 0..blocks {
-        f.write_all_at(&block, i * 4096).map_err(io("write", &p))?;
-    }
-    f.sync_all().map_err(io("fsync", &p))?;
-    let t = Instant::now();
-    let mut n = 0u64;
-    while t.elapsed() < budget || n < 50 {
-        f.write_all_at(&block, (n % blocks) * 4096)
-            .map_err(io("write", &p))?;
-        f.sync_data().map_err(io("fdatasync", &p))?;
-        n += 1;
-    }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&p);
-    Ok(rate)
-}
-
-/// Sequential write bandwidth: `mib` 1 MiB writes to a new file, then one `fdatasync`.
-pub fn raw_seq_write_mib_per_sec(dir: &Path, mib: usize) -> Result<f64> {
-    let p = dir.join("raw-seq.tmp");
-    let mut f = File::create(&p).map_err(io("create", &p))?;
-    let chunk = vec![0xa5u8; 1 << 20];
-    let t = Instant::now();
-    for _ in 0..mib {
-        f.write_all(&chunk).map_err(io("write", &p))?;
-    }
-    f.sync_data().map_err(io("fdatasync", &p))?;
-    let rate = mib as f64 / t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&p);
-    Ok(rate)
-}
-
-/// A raw loop writing `batch` entries of `entry_bytes` (+4 bytes of framing each), one
-/// `fdatasync` per batch, for about `budget`; entries per second. With `prezeroed` the file is
-/// zero-filled first (as a paxwal segment is); otherwise the writes extend a fresh file (until
-/// they wrap at 64 MiB).
-pub fn raw_batch_rate(
-    dir: &Path,
-    entry_bytes: usize,
-    batch: usize,
-    budget: Duration,
-    prezeroed: bool,
-) -> Result<f64> {
-    let p = dir.join("raw-batch.tmp");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&p)
-        .map_err(io("open", &p))?;
-    let chunk = vec![0x3cu8; batch * (entry_bytes + 4)];
-    let span = 64u64 << 20;
-    if prezeroed {
-        let zero = vec![0u8; 1 << 20];
-        for i in 0..(span >> 20) + 1 {
-            f.write_all_at(&zero, i << 20).map_err(io("write", &p))?;
-        }
-    }
-    f.sync_all().map_err(io("fsync", &p))?;
-    let t = Instant::now();
-    let mut at = 0u64;
-    let mut n = 0u64;
-    while t.elapsed() < budget || n < 5 {
-        if at + chunk.len() as u64 > span {
-            at = 0;
-        }
-        f.write_all_at(&chunk, at).map_err(io("write", &p))?;
-        f.sync_data().map_err(io("fdatasync", &p))?;
-        at += chunk.len() as u64;
-        n += 1;
-    }
-    let rate = (n * batch as u64) as f64 / t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&p);
-    Ok(rate)
-}
-
-/// Measures the raw disk in `dir`.
+/// Measures the raw disk in `dir`: the overwrite `fdatasync` rate, sequential bandwidth, and
+/// (batches above 1) a write+sync loop over the same bytes per call as the batches.
 pub fn raw_disk(dir: &Path, entry_bytes: usize, batch: usize) -> Result<RawDisk> {
+    let budget = Duration::from_millis(1500);
+    // The same bytes per call as a batch of framed entries (4 bytes of framing each).
+    let call_bytes = batch * (entry_bytes + 4);
+    let batch_loop = |prezeroed| -> Result<Option<f64>> {
+        Ok(if batch > 1 {
+            let calls =
+                raw::write_sync_loop(dir, call_bytes, 1, Until::Elapsed(budget), prezeroed)?;
+            Some(calls * batch as f64)
+        } else {
+            None
+        })
+    };
     Ok(RawDisk {
-        fsync_per_sec: raw_overwrite_fsync_rate(dir, Duration::from_millis(1500))?,
-        seq_mib_per_sec: raw_seq_write_mib_per_sec(dir, 256)?,
-        batch_entries_per_sec: if batch > 1 {
-            Some(raw_batch_rate(
-                dir,
-                entry_bytes,
-                batch,
-                Duration::from_millis(1500),
-                true,
-            )?)
-        } else {
-            None
-        },
-        batch_extending_entries_per_sec: if batch > 1 {
-            Some(raw_batch_rate(
-                dir,
-                entry_bytes,
-                batch,
-                Duration::from_millis(1500),
-                false,
-            )?)
-        } else {
-            None
-        },
+        fsync_per_sec: raw::overwrite_fsync_rate(dir, 1, budget)?,
+        seq_mib_per_sec: raw::seq_write_mib_per_sec(dir, 256)?,
+        batch_entries_per_sec: batch_loop(true)?,
+        batch_extending_entries_per_sec: batch_loop(false)?,
     })
-}
-
-/// Flushes the page cache and waits a moment, so one phase's writeback does not run into the
-/// next phase's timing.
-fn settle() {
-    unsafe { libc::sync() };
-    std::thread::sleep(Duration::from_millis(500));
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 /// Runs the benchmark. `progress` is called now and then with the entries done so far.
@@ -365,7 +234,6 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
     let entries_per_sec = entries as f64 / seconds;
     let mib_per_sec = bytes as f64 / (1 << 20) as f64 / seconds;
     let calls_per_sec = lat.len() as f64 / seconds;
-    let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     Ok(BenchResult {
         entries,
         bytes,
@@ -373,19 +241,19 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
         entries_per_sec,
         mib_per_sec,
         fsyncs,
-        entries_per_fsync: div(entries as f64, fsyncs as f64),
-        p50_us: percentile(&lat, 0.50),
-        p99_us: percentile(&lat, 0.99),
+        entries_per_fsync: ratio(entries as f64, fsyncs as f64),
+        p50_us: percentile_us(&lat, 0.50),
+        p99_us: percentile_us(&lat, 0.99),
         raw_fsync_per_sec: raw.fsync_per_sec,
         raw_seq_mib_per_sec: raw.seq_mib_per_sec,
         raw_batch_entries_per_sec: raw.batch_entries_per_sec,
         raw_batch_extending_entries_per_sec: raw.batch_extending_entries_per_sec,
-        ratio_calls_to_raw_fsync: div(calls_per_sec, raw.fsync_per_sec),
-        ratio_mib_to_raw_seq: div(mib_per_sec, raw.seq_mib_per_sec),
-        ratio_entries_to_raw_batch: raw.batch_entries_per_sec.map(|r| div(entries_per_sec, r)),
+        ratio_calls_to_raw_fsync: ratio(calls_per_sec, raw.fsync_per_sec),
+        ratio_mib_to_raw_seq: ratio(mib_per_sec, raw.seq_mib_per_sec),
+        ratio_entries_to_raw_batch: raw.batch_entries_per_sec.map(|r| ratio(entries_per_sec, r)),
         ratio_entries_to_raw_batch_extending: raw
             .batch_extending_entries_per_sec
-            .map(|r| div(entries_per_sec, r)),
+            .map(|r| ratio(entries_per_sec, r)),
         writers: cfg.writers,
         entry_bytes: cfg.entry_bytes,
         batch: cfg.batch,
@@ -467,15 +335,17 @@ pub fn reopen(dir: &Path, mib: usize) -> Result<ReopenResult> {
         if drop_caches() {
             let t = Instant::now();
             let mut bytes = 0u64;
-            for e in std::fs::read_dir(&log_dir).map_err(io("list", &log_dir))? {
-                let p = e.map_err(io("list", &log_dir))?.path();
-                bytes += std::fs::read(&p).map_err(io("read", &p))?.len() as u64;
+            for e in std::fs::read_dir(&log_dir).map_err(|e| Error::io("list", &log_dir, e))? {
+                let p = e.map_err(|e| Error::io("list", &log_dir, e))?.path();
+                bytes += std::fs::read(&p)
+                    .map_err(|e| Error::io("read", &p, e))?
+                    .len() as u64;
             }
             raw = Some(bytes as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64());
         }
     }
     let files_mib: f64 = std::fs::read_dir(&log_dir)
-        .map_err(io("list", &log_dir))?
+        .map_err(|e| Error::io("list", &log_dir, e))?
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len() as f64 / (1 << 20) as f64)
         .sum();

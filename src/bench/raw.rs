@@ -1,0 +1,224 @@
+//! Raw-disk probes: the disk's own rates, measured in the directory a benchmark runs in and in
+//! the same run, so paxwal's figures can be stated as ratios to them. Every probe opens, fills
+//! and times its files the one way below ([`ProbeFile`]); the append, replication and peer
+//! benchmarks and the criterion benches in `benches/` all call these.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Bytes of one overwrite in the `fdatasync` probes.
+pub const BLOCK_BYTES: usize = 4096;
+/// Blocks in an overwrite probe's file (4 MiB): the overwrites cycle through them.
+pub const OVERWRITE_BLOCKS: u64 = 1024;
+/// Where a write loop wraps around in its file.
+const LOOP_SPAN_BYTES: u64 = 64 << 20;
+
+/// A probe's scratch file, removed when dropped.
+#[derive(Debug)]
+pub struct ProbeFile {
+    file: File,
+    path: PathBuf,
+    block: Vec<u8>,
+    blocks: u64,
+}
+
+impl ProbeFile {
+    /// Creates `path` (truncating it) and writes `blocks` blocks of `fill` into it, then syncs
+    /// it (data and size), so later overwrites allocate nothing: the case a preallocated
+    /// segment is in. `blocks` = 0 leaves it empty, so writes extend it.
+    pub fn written(path: PathBuf, blocks: u64, fill: u8) -> Result<ProbeFile> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let f = ProbeFile {
+            file,
+            block: vec![fill; BLOCK_BYTES],
+            blocks,
+            path,
+        };
+        let chunk = vec![fill; 1 << 20];
+        let total = blocks * BLOCK_BYTES as u64;
+        let mut at = 0;
+        while at < total {
+            let n = (total - at).min(chunk.len() as u64) as usize;
+            f.write_at(&chunk[..n], at)?;
+            at += n as u64;
+        }
+        f.file
+            .sync_all()
+            .map_err(|e| Error::io("fsync", &f.path, e))?;
+        Ok(f)
+    }
+
+    /// Writes `buf` at `at` (no sync).
+    pub fn write_at(&self, buf: &[u8], at: u64) -> Result<()> {
+        self.file
+            .write_all_at(buf, at)
+            .map_err(|e| Error::io("write", &self.path, e))
+    }
+
+    /// Writes `buf` at `at`, then `fdatasync`.
+    pub fn write_sync(&self, buf: &[u8], at: u64) -> Result<()> {
+        self.write_at(buf, at)?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", &self.path, e))
+    }
+
+    /// Overwrites block `i` (modulo the blocks written) with its fill, then `fdatasync`.
+    pub fn overwrite_sync(&self, i: u64) -> Result<()> {
+        let at = (i % self.blocks.max(1)) * BLOCK_BYTES as u64;
+        self.write_sync(&self.block, at)
+    }
+}
+
+impl Drop for ProbeFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `fdatasync` calls per second of `files` files synced concurrently, one thread each, every
+/// sync after a 4 KiB overwrite inside an already-written file, for about `budget` (at least
+/// 20 syncs each); all files together.
+pub fn overwrite_fsync_rate(dir: &Path, files: usize, budget: Duration) -> Result<f64> {
+    let probes = (0..files)
+        .map(|i| {
+            ProbeFile::written(
+                dir.join(format!("raw-overwrite-{i}.tmp")),
+                OVERWRITE_BLOCKS,
+                0x5a,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let start = Instant::now();
+    let counts = run_threads(&probes, |f| {
+        let mut n = 0u64;
+        while start.elapsed() < budget || n < 20 {
+            f.overwrite_sync(n)?;
+            n += 1;
+        }
+        Ok(n)
+    });
+    let secs = start.elapsed().as_secs_f64();
+    Ok(counts?.iter().sum::<u64>() as f64 / secs)
+}
+
+/// Writes `mib` MiB in 1 MiB writes to a new file at `path`, then one `fdatasync`; returns the
+/// time taken (the file is removed).
+pub fn seq_write(path: &Path, mib: usize) -> Result<Duration> {
+    let t = Instant::now();
+    let f = ProbeFile::written(path.to_owned(), 0, 0xa5)?;
+    let chunk = vec![0xa5u8; 1 << 20];
+    for i in 0..mib as u64 {
+        f.write_at(&chunk, i << 20)?;
+    }
+    f.file
+        .sync_data()
+        .map_err(|e| Error::io("fdatasync", &f.path, e))?;
+    Ok(t.elapsed())
+}
+
+/// Sequential write bandwidth in `dir`, MiB/s ([`seq_write`] of `mib` MiB).
+pub fn seq_write_mib_per_sec(dir: &Path, mib: usize) -> Result<f64> {
+    let took = seq_write(&dir.join("raw-seq.tmp"), mib)?;
+    Ok(mib as f64 / took.as_secs_f64())
+}
+
+/// How long a write loop runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    /// This many calls per writer.
+    Calls(u64),
+    /// About this long (and at least 5 calls per writer).
+    Elapsed(Duration),
+}
+
+/// The raw counterpart of a durable append: `writers` threads on one file, each call one
+/// `pwrite` of `call_bytes` then `fdatasync`, calls placed one after another (wrapping at
+/// 64 MiB). With `prezeroed` the file is zero-filled first (as a paxwal segment is); otherwise
+/// the writes extend a fresh file until they wrap. Returns calls per second, all writers
+/// together.
+pub fn write_sync_loop(
+    dir: &Path,
+    call_bytes: usize,
+    writers: usize,
+    until: Until,
+    prezeroed: bool,
+) -> Result<f64> {
+    let call = call_bytes.max(1) as u64;
+    let span = LOOP_SPAN_BYTES.max(2 * call);
+    let blocks = if prezeroed {
+        span.div_ceil(BLOCK_BYTES as u64)
+    } else {
+        0
+    };
+    let f = ProbeFile::written(dir.join("raw-loop.tmp"), blocks, 0)?;
+    let slots = span / call;
+    let next = AtomicU64::new(0);
+    let start = Instant::now();
+    let writers: Vec<(usize, &ProbeFile)> = (0..writers.max(1)).map(|i| (i, &f)).collect();
+    let counts = run_threads(&writers, |&(i, f)| {
+        let buf = vec![0x3c ^ i as u8; call_bytes];
+        let mut n = 0u64;
+        loop {
+            let more = match until {
+                Until::Calls(c) => n < c,
+                Until::Elapsed(budget) => start.elapsed() < budget || n < 5,
+            };
+            if !more {
+                return Ok(n);
+            }
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            f.write_sync(&buf, (k % slots) * call)?;
+            n += 1;
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    Ok(counts?.iter().sum::<u64>() as f64 / secs)
+}
+
+/// Runs `work` once per item on its own thread; the results in item order.
+fn run_threads<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let results: Vec<Result<R>> = std::thread::scope(|s| {
+        let hs: Vec<_> = items.iter().map(|it| s.spawn(|| work(it))).collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a probe thread panicked".into())))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_measure_and_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = Duration::from_millis(20);
+        assert!(overwrite_fsync_rate(dir.path(), 2, short).unwrap() > 0.0);
+        assert!(seq_write_mib_per_sec(dir.path(), 2).unwrap() > 0.0);
+        for prezeroed in [true, false] {
+            let calls = write_sync_loop(dir.path(), 1000, 2, Until::Calls(3), prezeroed).unwrap();
+            assert!(calls > 0.0);
+        }
+        // Every probe removes its files.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
