@@ -15,10 +15,10 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::node::load::{self, LoadConfig};
 use crate::node::net::{Auth, Secret};
 use crate::node::{ClientError, KvClient};
 use crate::NodeId;
@@ -651,7 +651,8 @@ pub struct ClusterBenchResult {
     pub p50_us: u64,
     /// 99th percentile put latency.
     pub p99_us: u64,
-    /// Puts that failed (timeout, busy, unavailable) in the measured window.
+    /// Answers retried (busy, not the leader) during the run; a failed put stops the run
+    /// with an error instead.
     pub errors: u64,
     /// fdatasyncs on the leader in the measured window.
     pub leader_fsyncs: u64,
@@ -688,39 +689,22 @@ pub fn bench(cfg: &ClusterBenchConfig) -> Result<ClusterBenchResult, ClusterErro
     let leader = cluster.wait_leader(Duration::from_secs(30))?;
     let warmup = Duration::from_secs_f64((cfg.seconds / 5.0).min(1.0));
     let measured = Duration::from_secs_f64(cfg.seconds);
-    let stop = Arc::new(AtomicBool::new(false));
-    let go = Arc::new(Barrier::new(cfg.clients + 1));
-    let mut threads = Vec::with_capacity(cfg.clients);
-    let value = vec![b'v'; cfg.value_bytes];
-    for c in 0..cfg.clients {
-        let mut client = cluster.client();
-        let (stop, go, value) = (stop.clone(), go.clone(), value.clone());
-        let t = std::thread::Builder::new()
-            .name(format!("bench-client-{c}"))
-            .stack_size(256 << 10)
-            .spawn(move || {
-                // (completion time, latency µs) of each put; errors as (time, u64::MAX).
-                let mut done: Vec<(Instant, u64)> = Vec::with_capacity(1 << 12);
-                go.wait();
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let key = format!("c{c}-{}", i % 1024);
-                    i += 1;
-                    let t0 = Instant::now();
-                    let r = client.put(key.as_bytes(), &value);
-                    let now = Instant::now();
-                    let us = match r {
-                        Ok(()) => (now - t0).as_micros() as u64,
-                        Err(_) => u64::MAX,
-                    };
-                    done.push((now, us));
-                }
-                done
-            })
-            .map_err(|e| ClusterError::new(format!("cannot start a client thread: {e}")))?;
-        threads.push(t);
-    }
-    go.wait();
+    // The clients: `node::load`, each logical client with its own session and one put
+    // outstanding, multiplexed over up to 16 pipelined connections (as a client library
+    // would), so the figures measure the cluster rather than one thread wake-up per request.
+    let load = LoadConfig {
+        cluster: cluster.client_addrs(),
+        clients: cfg.clients,
+        connections: cfg.clients.min(16),
+        value_bytes: cfg.value_bytes,
+        warmup,
+        duration: measured,
+    };
+    let auth = cluster.auth();
+    let runner = std::thread::Builder::new()
+        .name("bench-load".into())
+        .spawn(move || load::run(&load, &auth, false))
+        .map_err(|e| ClusterError::new(format!("cannot start the load thread: {e}")))?;
     std::thread::sleep(warmup);
     let pids: Vec<(NodeId, Option<u32>)> = cluster
         .replicas()
@@ -740,27 +724,12 @@ pub fn bench(cfg: &ClusterBenchConfig) -> Result<ClusterBenchResult, ClusterErro
     let window_end = Instant::now();
     let cpu_after = cpu();
     let after = cluster.status(leader)?;
-    stop.store(true, Ordering::Relaxed);
-    let mut lat = Vec::new();
-    let mut errors = 0u64;
-    for t in threads {
-        let done = t
-            .join()
-            .map_err(|_| ClusterError::new("a client thread panicked"))?;
-        for (at, us) in done {
-            if at < window_start || at > window_end {
-                continue;
-            }
-            if us == u64::MAX {
-                errors += 1;
-            } else {
-                lat.push(us);
-            }
-        }
-    }
-    lat.sort_unstable();
+    let (r, _) = runner
+        .join()
+        .map_err(|_| ClusterError::new("the load thread panicked"))?
+        .map_err(|e| ClusterError::new(format!("load: {e}")))?;
     let secs = (window_end - window_start).as_secs_f64();
-    let commands = lat.len() as u64;
+    let commands = r.committed;
     let leader_fsyncs = after.u64("fsyncs").saturating_sub(before.u64("fsyncs"));
     let used = |want: &dyn Fn(NodeId) -> bool| -> f64 {
         cpu_after
@@ -778,10 +747,10 @@ pub fn bench(cfg: &ClusterBenchConfig) -> Result<ClusterBenchResult, ClusterErro
         value_bytes: cfg.value_bytes,
         seconds: secs,
         commands,
-        commands_per_sec: commands as f64 / secs,
-        p50_us: quantile(&lat, 0.50),
-        p99_us: quantile(&lat, 0.99),
-        errors,
+        commands_per_sec: r.commands_per_sec,
+        p50_us: r.p50_us,
+        p99_us: r.p99_us,
+        errors: r.retries,
         leader_fsyncs,
         commands_per_fsync: commands as f64 / leader_fsyncs.max(1) as f64,
         leader_cpu_cores: used(&|id| id == leader),

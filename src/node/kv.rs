@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 
+use super::bytes::{put_bytes, Reader};
 use super::machine::{RestoreError, StateMachine};
 use crate::paxos::{Command, Sessions};
 
@@ -68,44 +69,6 @@ pub enum KvOutput {
     Deleted(bool),
     /// A compare-and-set's answer: whether it swapped.
     Swapped(bool),
-}
-
-fn put_bytes(b: &mut Vec<u8>, s: &[u8]) {
-    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    b.extend_from_slice(s);
-}
-
-/// A cursor that never panics: every read is bounds-checked.
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(b: &'a [u8]) -> Reader<'a> {
-        Reader { b, at: 0 }
-    }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn bytes(&mut self) -> Option<Vec<u8>> {
-        let n = self.u32()? as usize;
-        if n > KV_BYTES_MAX {
-            return None;
-        }
-        Some(self.take(n)?.to_vec())
-    }
-    fn done(&self) -> bool {
-        self.at == self.b.len()
-    }
 }
 
 impl KvOp {
@@ -161,29 +124,29 @@ impl KvOp {
     pub fn decode(b: &[u8]) -> Option<KvOp> {
         let mut r = Reader::new(b);
         let tag = r.u8()?;
-        let key = r.bytes()?;
+        let key = r.bytes_max(KV_BYTES_MAX)?;
         let op = match tag {
             1 => KvOp::Put {
                 key,
-                value: r.bytes()?,
+                value: r.bytes_max(KV_BYTES_MAX)?,
             },
             2 => KvOp::Get { key },
             3 => KvOp::Delete { key },
             4 => {
                 let expected = match r.u8()? {
                     0 => None,
-                    1 => Some(r.bytes()?),
+                    1 => Some(r.bytes_max(KV_BYTES_MAX)?),
                     _ => return None,
                 };
                 KvOp::Cas {
                     key,
                     expected,
-                    new: r.bytes()?,
+                    new: r.bytes_max(KV_BYTES_MAX)?,
                 }
             }
             _ => return None,
         };
-        r.done().then_some(op)
+        r.end(op)
     }
 }
 
@@ -211,14 +174,14 @@ impl KvOutput {
             0 => KvOutput::Ok,
             1 => match r.u8()? {
                 0 => KvOutput::Value(None),
-                1 => KvOutput::Value(Some(r.bytes()?)),
+                1 => KvOutput::Value(Some(r.bytes_max(KV_BYTES_MAX)?)),
                 _ => return None,
             },
             2 => KvOutput::Deleted(flag(r.u8()?)?),
             3 => KvOutput::Swapped(flag(r.u8()?)?),
             _ => return None,
         };
-        r.done().then_some(out)
+        r.end(out)
     }
 }
 
@@ -313,8 +276,8 @@ impl KvMachine {
         let n = r.u32()?;
         let mut values = BTreeMap::new();
         for _ in 0..n {
-            let k = r.bytes()?;
-            let v = r.bytes()?;
+            let k = r.bytes_max(KV_BYTES_MAX)?;
+            let v = r.bytes_max(KV_BYTES_MAX)?;
             values.insert(k, v);
         }
         let (sessions, used) = Sessions::decode(b.get(r.at..)?)?;

@@ -16,6 +16,7 @@
 //! Snapshot policy and transfer are described in the `transfer` module's source; client
 //! connections in `clients`.
 
+mod bytes;
 pub mod client;
 mod clients;
 pub mod config;

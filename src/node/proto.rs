@@ -28,6 +28,7 @@
 //!   5 SnapshotChunk  u64 up_to | u64 len | u32 crc | u64 offset | bytes data
 //! ```
 
+use super::bytes::{put_bytes, Reader};
 use crate::paxos::codec::{decode_message, encode_message};
 use crate::paxos::Message;
 use crate::types::Slot;
@@ -112,46 +113,6 @@ pub enum PeerMsg {
     },
 }
 
-fn put_bytes(b: &mut Vec<u8>, s: &[u8]) {
-    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    b.extend_from_slice(s);
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn bytes(&mut self) -> Option<Vec<u8>> {
-        let n = self.u32()? as usize;
-        Some(self.take(n)?.to_vec())
-    }
-    fn str(&mut self) -> Option<String> {
-        String::from_utf8(self.bytes()?).ok()
-    }
-    fn rest(&self) -> &'a [u8] {
-        self.b.get(self.at..).unwrap_or(&[])
-    }
-    fn end<T>(&self, v: T) -> Option<T> {
-        (self.at == self.b.len()).then_some(v)
-    }
-}
-
 impl Request {
     /// Encodes the request with its id.
     pub fn encode(&self, id: u64) -> Vec<u8> {
@@ -188,7 +149,7 @@ impl Request {
 
     /// Decodes `(id, request)`; `None` if malformed.
     pub fn decode(b: &[u8]) -> Option<(u64, Request)> {
-        let mut r = Reader { b, at: 0 };
+        let mut r = Reader::new(b);
         let kind = r.u8()?;
         let id = r.u64()?;
         let req = match kind {
@@ -234,7 +195,7 @@ impl Response {
 
     /// Decodes `(id, response)`; `None` if malformed.
     pub fn decode(b: &[u8]) -> Option<(u64, Response)> {
-        let mut r = Reader { b, at: 0 };
+        let mut r = Reader::new(b);
         let kind = r.u8()?;
         let id = r.u64()?;
         let resp = match kind {
@@ -297,7 +258,7 @@ impl PeerMsg {
 
     /// Decodes a message; `None` if malformed.
     pub fn decode(b: &[u8]) -> Option<PeerMsg> {
-        let mut r = Reader { b, at: 0 };
+        let mut r = Reader::new(b);
         let msg = match r.u8()? {
             1 => return decode_message(r.rest()).ok().map(PeerMsg::Paxos),
             2 => PeerMsg::Address(r.str()?),

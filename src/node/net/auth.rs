@@ -352,7 +352,7 @@ pub enum AuthError {
 
 impl From<FrameError> for AuthError {
     fn from(e: FrameError) -> AuthError {
-        if e.is_timeout() {
+        if e.is_timeout() || matches!(e, FrameError::Stalled { .. }) {
             return AuthError::Timeout;
         }
         match e {

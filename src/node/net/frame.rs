@@ -44,6 +44,15 @@ pub enum FrameError {
     /// The stream ended at a frame boundary (a clean close).
     #[error("connection closed")]
     Closed,
+    /// A socket timeout inside a frame ([`read_frame`] only; a [`FrameReader`] keeps waiting):
+    /// bytes were consumed, so the stream is no longer at a frame boundary.
+    #[error("timed out inside a frame ({got} of {want} bytes)")]
+    Stalled {
+        /// Bytes of the frame received.
+        got: usize,
+        /// Bytes the frame needed (the header's 8 while it is incomplete).
+        want: usize,
+    },
     /// The stream ended inside a frame.
     #[error("connection closed inside a frame ({got} of {want} bytes)")]
     Truncated {
@@ -97,54 +106,149 @@ pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
 /// Reads one frame and returns its payload. Never panics; a length above `max` is refused
 /// before its payload is read, and a lying length below `max` allocates only as much as
 /// actually arrives. EOF before the first byte is [`FrameError::Closed`], EOF later is
-/// [`FrameError::Truncated`].
+/// [`FrameError::Truncated`]. A socket timeout before the first byte is `Io` (with
+/// [`FrameError::is_timeout`]; nothing was consumed, call again); a timeout inside a frame is
+/// [`FrameError::Stalled`]: bytes were consumed, the stream is no longer at a frame boundary and
+/// must be closed. To wait across timeouts inside frames, keep a [`FrameReader`] instead.
 pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>, FrameError> {
-    let mut h = [0u8; FRAME_HEADER_BYTES];
-    let mut got = 0;
-    while got < FRAME_HEADER_BYTES {
-        match r.read(&mut h[got..]) {
-            Ok(0) if got == 0 => return Err(FrameError::Closed),
-            Ok(0) => {
-                return Err(FrameError::Truncated {
-                    got,
-                    want: FRAME_HEADER_BYTES,
-                })
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(FrameError::Io(e)),
+    let mut fr = FrameReader::new(max);
+    match fr.read(r) {
+        Err(e) if e.is_timeout() && fr.in_frame() => Err(FrameError::Stalled {
+            got: fr.got(),
+            want: fr.want(),
+        }),
+        res => res,
+    }
+}
+
+/// A frame reader that keeps its progress across socket timeouts: [`FrameReader::read`]
+/// returning a timeout (`Io`, [`FrameError::is_timeout`]) can simply be called again and goes
+/// on where it stopped, inside a frame or not. Same limits as [`read_frame`].
+#[derive(Debug)]
+pub struct FrameReader {
+    max: usize,
+    header: [u8; FRAME_HEADER_BYTES],
+    header_got: usize,
+    payload: Vec<u8>,
+    filled: usize,
+}
+
+impl FrameReader {
+    /// A reader refusing payloads above `max` bytes.
+    pub fn new(max: usize) -> FrameReader {
+        FrameReader {
+            max,
+            header: [0; FRAME_HEADER_BYTES],
+            header_got: 0,
+            payload: Vec::new(),
+            filled: 0,
         }
     }
-    let len_bytes = [h[0], h[1], h[2], h[3]];
-    let len = u32::from_le_bytes(len_bytes) as usize;
-    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
+
+    /// True when part of a frame has been read.
+    pub fn in_frame(&self) -> bool {
+        self.header_got > 0
     }
-    let mut payload = Vec::with_capacity(len.min(READ_CHUNK_BYTES));
-    while payload.len() < len {
-        let have = payload.len();
-        let step = (len - have).min(READ_CHUNK_BYTES);
-        payload.resize(have + step, 0);
-        let mut filled = 0;
-        while filled < step {
-            match r.read(&mut payload[have + filled..have + step]) {
+
+    fn len(&self) -> usize {
+        u32::from_le_bytes([
+            self.header[0],
+            self.header[1],
+            self.header[2],
+            self.header[3],
+        ]) as usize
+    }
+
+    fn got(&self) -> usize {
+        self.header_got + self.filled
+    }
+
+    fn want(&self) -> usize {
+        if self.header_got < FRAME_HEADER_BYTES {
+            FRAME_HEADER_BYTES
+        } else {
+            FRAME_HEADER_BYTES + self.len()
+        }
+    }
+
+    fn reset(&mut self) {
+        self.header_got = 0;
+        self.payload = Vec::new();
+        self.filled = 0;
+    }
+
+    /// Reads until a whole frame is in and returns its payload. On a timeout the progress is
+    /// kept; on any other error the reader starts afresh (the stream should be closed).
+    pub fn read(&mut self, r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
+        let res = self.read_inner(r);
+        match &res {
+            Err(e) if e.is_timeout() => {}
+            _ => self.reset(),
+        }
+        res
+    }
+
+    fn read_inner(&mut self, r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
+        while self.header_got < FRAME_HEADER_BYTES {
+            match r.read(&mut self.header[self.header_got..]) {
+                Ok(0) if self.header_got == 0 => return Err(FrameError::Closed),
                 Ok(0) => {
                     return Err(FrameError::Truncated {
-                        got: FRAME_HEADER_BYTES + have + filled,
-                        want: FRAME_HEADER_BYTES + len,
+                        got: self.got(),
+                        want: self.want(),
                     })
                 }
-                Ok(n) => filled += n,
+                Ok(n) => {
+                    self.header_got += n;
+                    if self.header_got == FRAME_HEADER_BYTES && self.len() > self.max {
+                        return Err(FrameError::TooLarge {
+                            len: self.len(),
+                            max: self.max,
+                        });
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(FrameError::Io(e)),
             }
         }
+        let len = self.len();
+        while self.filled < len {
+            if self.filled == self.payload.len() {
+                // Grow one chunk at a time, as bytes arrive: a lying length costs one chunk.
+                let step = (len - self.filled).min(READ_CHUNK_BYTES);
+                self.payload.resize(self.filled + step, 0);
+            }
+            match r.read(&mut self.payload[self.filled..]) {
+                Ok(0) => {
+                    return Err(FrameError::Truncated {
+                        got: self.got(),
+                        want: self.want(),
+                    })
+                }
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(FrameError::Io(e)),
+            }
+        }
+        let len_bytes = [
+            self.header[0],
+            self.header[1],
+            self.header[2],
+            self.header[3],
+        ];
+        let crc = u32::from_le_bytes([
+            self.header[4],
+            self.header[5],
+            self.header[6],
+            self.header[7],
+        ]);
+        if checksum(&len_bytes, &self.payload) != crc {
+            return Err(FrameError::Checksum);
+        }
+        let payload = std::mem::take(&mut self.payload);
+        self.reset();
+        Ok(payload)
     }
-    if checksum(&len_bytes, &payload) != crc {
-        return Err(FrameError::Checksum);
-    }
-    Ok(payload)
 }
 
 /// Decodes the frame at the front of `buf`: `Ok(Some((payload, bytes_used)))`, `Ok(None)` when
@@ -199,6 +303,7 @@ pub fn fuzz_frames(data: &[u8]) -> Result<(), String> {
         data,
         at: 0,
         step: 0,
+        block: false,
     };
     let mut from_reader = Vec::new();
     let reader_end = loop {
@@ -207,6 +312,29 @@ pub fn fuzz_frames(data: &[u8]) -> Result<(), String> {
             Err(e) => break e,
         }
     };
+    // The same through a FrameReader over a reader that also times out on every third call.
+    let mut reader = Uneven {
+        data,
+        at: 0,
+        step: 0,
+        block: true,
+    };
+    let mut fr = FrameReader::new(MAX);
+    let mut resumed = Vec::new();
+    let resumed_end = loop {
+        match fr.read(&mut reader) {
+            Ok(p) => resumed.push(p),
+            Err(e) if e.is_timeout() => {}
+            Err(e) => break e,
+        }
+    };
+    if resumed != from_reader || format!("{resumed_end:?}") != format!("{reader_end:?}") {
+        return Err(format!(
+            "FrameReader across timeouts: {} frames and {resumed_end:?}; read_frame: {} and {reader_end:?}",
+            resumed.len(),
+            from_reader.len()
+        ));
+    }
     if from_slice != from_reader {
         return Err(format!(
             "decode_frame read {} frames, read_frame {}",
@@ -246,16 +374,20 @@ pub fn fuzz_frames(data: &[u8]) -> Result<(), String> {
 }
 
 /// A reader that hands out `data` in pieces of 1, 2, 3, … 7 bytes, so frame reading is tested
-/// across short reads.
+/// across short reads; with `block`, every third call times out instead (`WouldBlock`).
 struct Uneven<'a> {
     data: &'a [u8],
     at: usize,
     step: usize,
+    block: bool,
 }
 
 impl Read for Uneven<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.step = self.step % 7 + 1;
+        if self.block && self.step % 3 == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let n = self.step.min(buf.len()).min(self.data.len() - self.at);
         buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
         self.at += n;
@@ -341,6 +473,51 @@ mod tests {
         assert!(
             matches!(res, Err(FrameError::Truncated { got: 3, want: 8 })),
             "{res:?}"
+        );
+    }
+
+    #[test]
+    fn a_timeout_inside_a_frame_is_stalled_for_read_frame_and_resumed_by_frame_reader() {
+        let mut f = Vec::new();
+        encode_frame(b"hello world", &mut f);
+        encode_frame(b"second", &mut f);
+        let mut r = Uneven {
+            data: &f,
+            at: 0,
+            step: 0,
+            block: true,
+        };
+        // Calls: 1 byte, 2 bytes, timeout — inside the first frame's header.
+        let res = read_frame(&mut r, 1 << 10);
+        assert!(
+            matches!(res, Err(FrameError::Stalled { got: 3, want: 8 })),
+            "{res:?}"
+        );
+        assert!(
+            !res.unwrap_err().is_timeout(),
+            "Stalled is not a retryable timeout"
+        );
+        let mut r = Uneven {
+            data: &f,
+            at: 0,
+            step: 0,
+            block: true,
+        };
+        let mut fr = FrameReader::new(1 << 10);
+        let mut got = Vec::new();
+        let mut timeouts = 0;
+        loop {
+            match fr.read(&mut r) {
+                Ok(p) => got.push(p),
+                Err(e) if e.is_timeout() => timeouts += 1,
+                Err(FrameError::Closed) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, vec![b"hello world".to_vec(), b"second".to_vec()]);
+        assert!(
+            timeouts > 3,
+            "the reader did time out mid-frame ({timeouts})"
         );
     }
 

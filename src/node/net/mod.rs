@@ -19,5 +19,7 @@ pub mod peer;
 pub use auth::{accept_handshake, dial_handshake, Auth, AuthError, ConnKind, Expect, Secret};
 #[doc(hidden)]
 pub use frame::fuzz_frames;
-pub use frame::{decode_frame, encode_frame, read_frame, write_frame, FrameError, FRAME_BYTES_MAX};
+pub use frame::{
+    decode_frame, encode_frame, read_frame, write_frame, FrameError, FrameReader, FRAME_BYTES_MAX,
+};
 pub use peer::{NetStats, PeerNet, PeerNetConfig};

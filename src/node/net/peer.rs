@@ -399,7 +399,7 @@ impl Inner {
                 Ok(p) if p.is_empty() => continue, // keepalive
                 Ok(p) => p,
                 Err(FrameError::Closed) => return,
-                Err(e) if e.is_timeout() => {
+                Err(e) if e.is_timeout() || matches!(e, FrameError::Stalled { .. }) => {
                     tracing::warn!(peer = %peer, "closing a peer connection silent for {IDLE_TIMEOUT:?}");
                     return;
                 }
