@@ -78,8 +78,12 @@ fn main() -> ExitCode {
     let filter = match std::env::var("PAXWAL_LOG") {
         Ok(f) => tracing_subscriber::EnvFilter::new(f),
         Err(_) if quiet => tracing_subscriber::EnvFilter::new("off"),
-        // Warnings (a torn tail truncated, a file moved aside) show by default.
-        Err(_) => tracing_subscriber::EnvFilter::new("warn"),
+        // `log` commands show warnings by default (a torn tail truncated, a file moved aside);
+        // the others, whose output contracts are one line per error, only errors.
+        Err(_) if matches!(cli.command, Command::Log(_)) => {
+            tracing_subscriber::EnvFilter::new("warn")
+        }
+        Err(_) => tracing_subscriber::EnvFilter::new("error"),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
