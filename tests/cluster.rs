@@ -343,6 +343,7 @@ fn a_replica_down_across_snapshots_catches_up_by_transfer() {
         batching: false,
         transfer_chunk_bytes: Some(512),
         drop_transfer_after_chunks: Some(2),
+        log_filter: Some("warn".into()),
         ..ClusterOptions::default()
     });
     let leader = cluster.wait_leader(Duration::from_secs(20)).unwrap();
@@ -398,6 +399,11 @@ fn a_replica_down_across_snapshots_catches_up_by_transfer() {
     assert!(
         fs.u64("chunks_received") >= 3,
         "the snapshot should take several chunks: {fs:?}"
+    );
+    let log = cluster.log_tail(follower, 1 << 20);
+    assert!(
+        log.contains("mid-transfer"),
+        "the connection was not dropped mid-transfer; log: {log}"
     );
     let addr = cluster
         .replicas()
@@ -695,6 +701,11 @@ fn cli_contract_serve_and_kv() {
     assert_eq!(kv(&["delete", "k"]).0, 0);
     assert_eq!(kv(&["delete", "k"]).0, 1);
     assert_eq!(kv(&["get", "k"]).0, 1);
+    let (code, out, _) = kv(&["status"]);
+    assert!(
+        code == 0 && out.starts_with("# ") && out.contains("\nrole leader\n"),
+        "status: {out}"
+    );
     // SIGTERM: a clean shutdown, exit 0.
     let pid = libc::pid_t::try_from(g.0.id()).unwrap();
     // SAFETY: kill(2) on our own unreaped child.

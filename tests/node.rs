@@ -269,10 +269,18 @@ fn a_wrong_secret_is_refused_and_an_insecure_node_needs_insecure_clients() {
     good.put(b"k", b"v").expect("put");
     let wrong = Auth::Secret(Arc::new(Secret::generate()));
     let mut bad = KvClient::new(c.client.clone(), wrong).with_timeout(Duration::from_secs(2));
-    assert!(bad.put(b"k", b"evil").is_err());
+    let r = bad.put(b"k", b"evil");
+    assert!(
+        matches!(r, Err(paxwal::node::ClientError::Auth(_))),
+        "{r:?}"
+    );
     let mut insecure =
         KvClient::new(c.client.clone(), Auth::Insecure).with_timeout(Duration::from_secs(2));
-    assert!(insecure.get(b"k").is_err());
+    let r = insecure.get(b"k");
+    assert!(
+        matches!(r, Err(paxwal::node::ClientError::Auth(_))),
+        "{r:?}"
+    );
     assert_eq!(good.get(b"k").expect("get"), Some(b"v".to_vec()));
 }
 

@@ -52,6 +52,9 @@ pub struct ClusterOptions {
     pub transfer_chunk_bytes: Option<usize>,
     /// How long to wait for the replicas to answer and elect a leader.
     pub start_timeout: Duration,
+    /// `PAXWAL_LOG` for the replicas (what their logs, kept beside the data, record);
+    /// `None`: inherited.
+    pub log_filter: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -63,6 +66,7 @@ impl Default for ClusterOptions {
             drop_transfer_after_chunks: None,
             transfer_chunk_bytes: None,
             start_timeout: Duration::from_secs(30),
+            log_filter: None,
         }
     }
 }
@@ -278,6 +282,9 @@ impl LocalCluster {
         if let Some(b) = self.opts.transfer_chunk_bytes {
             cmd.args(["--transfer-chunk-bytes", &b.to_string()]);
         }
+        if let Some(f) = &self.opts.log_filter {
+            cmd.env("PAXWAL_LOG", f);
+        }
         let log = File::options()
             .create(true)
             .append(true)
@@ -349,10 +356,12 @@ impl LocalCluster {
             .map_err(|e| ClusterError::new(format!("n{}: status: {e}", id.0)))
     }
 
-    /// The status of every replica that answers, by id.
+    /// The status of every running replica that answers, by id (a killed one is not asked:
+    /// that would cost a whole status timeout).
     pub fn statuses(&self) -> Vec<(NodeId, NodeStatus)> {
         self.replicas
             .iter()
+            .filter(|r| r.child.is_some())
             .filter_map(|r| self.status(r.id).ok().map(|s| (r.id, s)))
             .collect()
     }

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::kv::{KvOp, KvOutput};
-use super::net::{dial_handshake, read_frame, write_frame, Auth, ConnKind};
+use super::net::{dial_handshake, read_frame, write_frame, Auth, AuthError, ConnKind};
 use super::proto::{Request, Response};
 
 /// Most bytes in one response frame the client accepts.
@@ -77,6 +77,8 @@ enum Attempt {
     Done(Response),
     /// Try again (elsewhere, or after a pause).
     Retry(String),
+    /// The handshake proved the secrets differ: final.
+    AuthFailed(String),
 }
 
 impl KvClient {
@@ -224,6 +226,7 @@ impl KvClient {
                     pause = (pause * 2).min(Duration::from_millis(200));
                 }
                 Ok(Attempt::Done(Response::Failed(why))) => return Err(ClientError::Failed(why)),
+                Ok(Attempt::AuthFailed(why)) => return Err(ClientError::Auth(why)),
                 Ok(Attempt::Done(r)) => return Ok(r),
                 Ok(Attempt::Retry(why)) => {
                     busy = false;
@@ -270,8 +273,16 @@ impl KvClient {
         let mut s = TcpStream::connect_timeout(&addr, left)
             .map_err(|e| Attempt::Retry(format!("connect {addr}: {e}")))?;
         let _ = s.set_nodelay(true);
-        dial_handshake(&mut s, &self.auth, ConnKind::Client, None)
-            .map_err(|e| Attempt::Retry(format!("handshake with {addr}: {e}")))?;
+        dial_handshake(&mut s, &self.auth, ConnKind::Client, None).map_err(|e| {
+            let why = format!("handshake with {addr}: {e}");
+            match e {
+                // The secrets (or modes) differ: another replica will not say otherwise.
+                AuthError::BadListenerProof
+                | AuthError::Refused(_)
+                | AuthError::ModeMismatch { .. } => Attempt::AuthFailed(why),
+                _ => Attempt::Retry(why),
+            }
+        })?;
         let r = s
             .try_clone()
             .map_err(|e| Attempt::Retry(format!("{addr}: {e}")))?;
@@ -290,13 +301,10 @@ impl KvClient {
         deadline: Instant,
         sent: &mut bool,
     ) -> Result<Attempt, ClientError> {
-        if let Err(a) = self.connect(addr, deadline) {
-            if let Attempt::Retry(why) = &a {
-                if why.contains("handshake") && why.contains("refused") {
-                    return Err(ClientError::Auth(why.clone()));
-                }
-            }
-            return Ok(a);
+        match self.connect(addr, deadline) {
+            Ok(()) => {}
+            Err(Attempt::AuthFailed(why)) => return Err(ClientError::Auth(why)),
+            Err(a) => return Ok(a),
         }
         let id = self.next_id;
         self.next_id += 1;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 
 use super::metrics::Metrics;
-use super::net::{accept_handshake, encode_frame, read_frame, Auth, Expect};
+use super::net::{accept_handshake, encode_frame, Auth, Expect, FrameReader};
 use super::proto::{Request, Response};
 use super::pump::ReplyTo;
 use super::runtime::{Input, Shared};
@@ -162,8 +162,11 @@ fn serve_client(
         let _ = resp.send(ToResponder::Answers(vec![(conn, id, r)]));
     };
     let mut reader = std::io::BufReader::new(stream);
+    // Keeps a frame's progress across the short read timeouts (a slow client is not cut off
+    // mid-frame).
+    let mut frames = FrameReader::new(CLIENT_FRAME_MAX);
     while !shared.stop.load(Ordering::Acquire) {
-        let frame = match read_frame(&mut reader, CLIENT_FRAME_MAX) {
+        let frame = match frames.read(&mut reader) {
             Ok(f) => f,
             Err(e) if e.is_timeout() => continue,
             Err(_) => break,

@@ -238,6 +238,13 @@ impl KvMachine {
         KvOutput::decode(&out)
     }
 
+    /// Test-only planted bugs of the session table
+    /// ([`Faults::sessions_reexecute_retry`](crate::paxos::Faults::sessions_reexecute_retry)).
+    #[doc(hidden)]
+    pub fn set_faults(&mut self, faults: crate::paxos::Faults) {
+        self.sessions.set_faults(faults);
+    }
+
     /// The current value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.values.get(key).map(Vec::as_slice)

@@ -17,7 +17,7 @@ pub(crate) const PLAN_COMMANDS_MAX: usize = u32::MAX as usize;
 /// copies fewer, keeping the buffer).
 const SWAP_MIN: usize = 64;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Batcher {
     queue: VecDeque<Command>,
 }

@@ -5,7 +5,7 @@ use crate::types::{Ballot, NodeId, Slot};
 use super::message::Entry;
 
 /// Static configuration of one replica.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
     /// This replica.
     pub id: NodeId,
@@ -99,7 +99,7 @@ pub struct ConfigError(pub String);
 /// [`StoreRecord::Promise`]: super::StoreRecord::Promise
 /// [`StoreRecord::Accept`]: super::StoreRecord::Accept
 /// [`StoreRecord::Chosen`]: super::StoreRecord::Chosen
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DurableState {
     /// The highest ballot promised.
     pub promised: Ballot,
@@ -114,7 +114,7 @@ pub struct DurableState {
 
 /// Deliberately broken behaviours, all off by default. They exist ONLY so that tests can
 /// prove the simulator's checkers catch real safety bugs; never turn one on otherwise.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Faults {
     /// (a) Send the Promise reply before the promise record is durable.
     pub promise_before_durable: bool,
@@ -153,7 +153,7 @@ pub struct Faults {
 }
 
 /// What a replica currently does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Follows a leader (or waits for one).
     Follower,

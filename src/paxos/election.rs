@@ -17,13 +17,13 @@ use super::message::{Body, Entry, StoreRecord, Value};
 use super::quorum::VoteSet;
 use super::replica::Replica;
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PreVoteRound {
     pub(crate) ballot: Ballot,
     pub(crate) grants: VoteSet,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Candidate {
     pub(crate) ballot: Ballot,
     /// Phase 1 covers every slot from here (our first unchosen slot).

@@ -18,7 +18,7 @@ use super::message::{Action, Body, Entry, StoreRecord, Value};
 use super::quorum::VoteSet;
 use super::replica::Replica;
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct InFlight {
     pub(crate) votes: VoteSet,
     pub(crate) bytes: usize,
@@ -26,7 +26,7 @@ pub(crate) struct InFlight {
     pub(crate) sent_tick: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PendingRead {
     pub(crate) ctx: u64,
     pub(crate) round: u64,
@@ -34,7 +34,7 @@ pub(crate) struct PendingRead {
     pub(crate) index: Slot,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Leader {
     pub(crate) ballot: Ballot,
     pub(crate) base: Slot,

@@ -15,13 +15,13 @@ use super::message::{Entry, Value};
 /// is dropped (like a lost message) so a corrupt or hostile slot number cannot exhaust memory.
 pub(crate) const SLOTS_AHEAD_MAX: u64 = 1 << 22;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Accepted {
     pub(crate) ballot: Ballot,
     pub(crate) value: Value,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct SlotLog {
     start: Slot,
     slots: VecDeque<Option<Accepted>>,

@@ -196,6 +196,13 @@ impl PartialEq for Value {
 
 impl Eq for Value {}
 
+/// Hashes the commands, as equality compares them.
+impl std::hash::Hash for Value {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.commands().hash(state);
+    }
+}
+
 impl std::fmt::Debug for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Value").field(&self.commands()).finish()
@@ -203,7 +210,7 @@ impl std::fmt::Debug for Value {
 }
 
 /// One accepted slot: the value an acceptor accepted for `slot` at `ballot`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Entry {
     /// The slot.
     pub slot: Slot,
@@ -214,7 +221,7 @@ pub struct Entry {
 }
 
 /// A message between two replicas.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Message {
     /// The sender.
     pub from: NodeId,
@@ -226,7 +233,7 @@ pub struct Message {
 
 /// The kinds of message. Ballots order everything: a message at a ballot below the receiver's
 /// promise is answered with [`Body::Reject`] or ignored, never acted on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Body {
     /// Pre-vote: "would you support me if I ran Phase 1 at `ballot`?" Changes no state at the
     /// receiver; granted only if it has not heard from a live leader within the minimum election
@@ -323,7 +330,7 @@ pub enum Body {
 /// recovery to rebuild a [`DurableState`].
 ///
 /// [`DurableState`]: super::DurableState
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StoreRecord {
     /// The acceptor promised this ballot.
     Promise(Ballot),
@@ -355,7 +362,7 @@ pub enum StoreRecord {
 pub struct PersistToken(pub u64);
 
 /// Something the runtime must do for the replica.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Append `records` to the acceptor store, after the records of every earlier persist, make
     /// them durable, then call [`Replica::persisted`] with `token` (or a later token: a

@@ -2,7 +2,7 @@
 //! of voters is a 64-bit mask (clusters hold at most 64 members).
 
 /// A set of voters (member indexes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct VoteSet(u64);
 
 impl VoteSet {

@@ -23,7 +23,10 @@ use super::rng::SplitMix64;
 
 /// One replica of the replicated log. See the [module docs](super) for the protocol, the
 /// action contract and the invariants.
-#[derive(Debug)]
+///
+/// `Clone`, `Eq` and `Hash` compare and hash the whole state (caches included), so a model
+/// checker can store replicas as states and tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
     pub(crate) cfg: Config,
     /// Members in id order; a member's index in this list is its bit in a `VoteSet`.

@@ -4,7 +4,7 @@
 //! [`Config::seed`]: super::Config::seed
 
 /// A SplitMix64 generator (Steele, Lea, Flood 2014).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct SplitMix64 {
     state: u64,
 }

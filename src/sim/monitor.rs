@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::paxos::{Body, Message, Replica};
 use crate::types::{Ballot, NodeId};
 
-#[derive(Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 struct Watch {
     /// The last pre-vote this incarnation asked for, and who granted it.
     prevote: Option<(Ballot, BTreeSet<NodeId>)>,
@@ -26,8 +26,10 @@ struct Watch {
     leading: Option<(Ballot, u64, BTreeMap<NodeId, u64>)>,
 }
 
-/// Watches elections; returns a description of each rule broken.
-pub(crate) struct ElectionMonitor {
+/// Watches elections; returns a description of each rule broken. Used by the cluster
+/// simulation, and by the model checker (`tests/model_check.rs`), whose states it lives in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ElectionMonitor {
     quorum: usize,
     /// Longest a leader may go without a majority's answers.
     deaf_steps_max: u64,
@@ -35,7 +37,9 @@ pub(crate) struct ElectionMonitor {
 }
 
 impl ElectionMonitor {
-    pub(crate) fn new(replicas: usize, election_timeout_ticks_max: u32) -> ElectionMonitor {
+    /// A monitor for `replicas` replicas whose leaders check their quorum every
+    /// `election_timeout_ticks_max` ticks.
+    pub fn new(replicas: usize, election_timeout_ticks_max: u32) -> ElectionMonitor {
         ElectionMonitor {
             quorum: replicas / 2 + 1,
             deaf_steps_max: 2 * u64::from(election_timeout_ticks_max) + 2,
@@ -44,12 +48,12 @@ impl ElectionMonitor {
     }
 
     /// Replica `i` was replaced by a new incarnation.
-    pub(crate) fn restarted(&mut self, i: usize) {
+    pub fn restarted(&mut self, i: usize) {
         self.nodes[i] = Watch::default();
     }
 
     /// Replica `i` sends `m`.
-    pub(crate) fn sent(&mut self, i: usize, m: &Message) -> Option<String> {
+    pub fn sent(&mut self, i: usize, m: &Message) -> Option<String> {
         match &m.body {
             Body::PreVote { ballot, .. } => {
                 let w = &mut self.nodes[i];
@@ -73,7 +77,7 @@ impl ElectionMonitor {
     }
 
     /// `m` was delivered to replica `i`.
-    pub(crate) fn delivered(&mut self, i: usize, m: &Message, now: u64) {
+    pub fn delivered(&mut self, i: usize, m: &Message, now: u64) {
         let w = &mut self.nodes[i];
         match &m.body {
             Body::PreVoteReply {
@@ -98,8 +102,9 @@ impl ElectionMonitor {
         }
     }
 
-    /// Looks at replica `i` (core `r`) at step `now`.
-    pub(crate) fn observe(&mut self, i: usize, r: &Replica, now: u64) -> Option<String> {
+    /// Looks at replica `i` (core `r`) at step `now` (its tick count, or any clock that
+    /// advances at most one per tick).
+    pub fn observe(&mut self, i: usize, r: &Replica, now: u64) -> Option<String> {
         let w = &mut self.nodes[i];
         let Some(ballot) = r.leader_ballot() else {
             w.leading = None;

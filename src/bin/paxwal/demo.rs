@@ -359,11 +359,13 @@ fn drive(cluster: &mut LocalCluster, a: &DemoArgs, interrupted: &AtomicBool) -> 
                 let leader = cluster.wait_leader(Duration::from_secs(10))?;
                 let st = cluster.status(leader)?;
                 let target = st.chosen();
+                let t0 = Instant::now();
                 cluster.restart(dead)?;
                 out.line(&format!(
-                    "  {:5.1} s  restarted n{} (it stopped at slot {}; the leader is at slot {}, its log starts at slot {})",
+                    "  {:5.1} s  restarted n{} (answering after {:.1} s; it stopped at slot {}; the leader is at slot {}, its log starts at slot {})",
                     sh.start.elapsed().as_secs_f64(),
                     dead.0,
+                    t0.elapsed().as_secs_f64(),
                     thousands(was_at),
                     thousands(target),
                     thousands(st.u64("log_start"))
@@ -377,7 +379,7 @@ fn drive(cluster: &mut LocalCluster, a: &DemoArgs, interrupted: &AtomicBool) -> 
                     let took = t0.elapsed().as_secs_f64();
                     let how = if s.u64("snapshots_installed") > 0 {
                         format!(
-                            "by snapshot transfer ({} snapshot installed, {} chunks) and the log",
+                            "by snapshot transfer ({} snapshot(s) installed, {} chunk(s)) and the log",
                             s.u64("snapshots_installed"),
                             s.u64("chunks_received")
                         )

@@ -62,6 +62,9 @@ enum KvOp {
         /// The key.
         key: String,
     },
+    /// Print the status (`key value` lines) of every replica in --cluster, each after a
+    /// `# ADDR` line; exit 2 if one does not answer.
+    Status,
     /// Set KEY to NEW if it holds EXPECTED; exit 0 if swapped, 1 if not.
     Cas {
         /// The key.
@@ -119,6 +122,20 @@ pub fn run(a: KvArgs) -> Result<u8, Error> {
             return Ok(EXIT_USAGE);
         }
     };
+    if matches!(a.op, KvOp::Status) {
+        let mut c =
+            KvClient::new(cluster.clone(), auth).with_timeout(Duration::from_secs_f64(a.timeout));
+        for addr in cluster {
+            match c.status(addr) {
+                Ok(text) => print!("# {addr}\n{text}"),
+                Err(e) => {
+                    eprintln!("paxwal kv status: {addr}: {e}");
+                    return Ok(EXIT_FAILED);
+                }
+            }
+        }
+        return Ok(0);
+    }
     let mut c = KvClient::new(cluster, auth).with_timeout(Duration::from_secs_f64(a.timeout));
     let (what, r) = match &a.op {
         KvOp::Put { key, value } => (
@@ -141,6 +158,7 @@ pub fn run(a: KvArgs) -> Result<u8, Error> {
             }),
         ),
         KvOp::Delete { key } => ("delete", c.delete(key.as_bytes()).map(|d| u8::from(!d))),
+        KvOp::Status => ("status", Ok(0)),
         KvOp::Cas { key, expected, new } => (
             "cas",
             c.cas(key.as_bytes(), Some(expected.as_bytes()), new.as_bytes())
