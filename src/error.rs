@@ -46,6 +46,14 @@ pub enum Error {
         /// The error that poisoned the log.
         cause: Arc<Error>,
     },
+    /// A damaged file of the log that is not a segment (META): named by its path alone.
+    #[error("corruption in {path}: {reason}")]
+    CorruptFile {
+        /// The file's path.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
     /// Damage that is not a torn tail: a record that was (or may have been) acknowledged is
     /// unreadable. Returned by `open` in the strict and tolerate-torn-tail recovery modes.
     #[error("corruption in segment {segment} ({path}) at offset {offset}, LSN {lsn}: {reason}")]

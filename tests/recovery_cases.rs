@@ -340,6 +340,36 @@ fn row_unreadable_header_of_an_empty_tail_segment_is_deleted() {
 }
 
 #[test]
+fn row_junk_named_like_a_segment_is_never_deleted() {
+    // A segment-named file with data whose header fails its checks is not provably paxwal's:
+    // corruption where the mode refuses it, moved aside (never deleted) where the mode opens
+    // past corruption.
+    let junk: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8 | 1).collect();
+    let aside = Path::new(DIR).join(format!("{}.seg.foreign", SegmentId(3)));
+    for mode in MODES {
+        let disk = build(20);
+        disk.write_file(&seg(3), junk.clone());
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), 3);
+                assert_eq!(disk.read_file(&seg(3)), Some(junk.clone()), "{mode:?}");
+            }
+            _ => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), Lsn(20), "{mode:?}");
+                assert_exact(&wal);
+                assert_eq!(disk.read_file(&aside), Some(junk.clone()), "{mode:?}");
+                // The log goes on past it (its id is reused by a real segment).
+                for i in 21..=40 {
+                    assert_eq!(wal.append(&payload(i)).unwrap(), Lsn(i));
+                }
+                assert_eq!(disk.read_file(&aside), Some(junk.clone()), "{mode:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn row_newer_format_version_is_refused() {
     for mode in MODES {
         let disk = build(5);

@@ -117,7 +117,10 @@ pub fn recovery_edits(data: &[u8]) -> Result<(), String> {
         let wal = match Wal::open_with(Arc::new(copy), DIR, opts) {
             Ok(w) => w,
             Err(
-                Error::Corruption { .. } | Error::TornTail { .. } | Error::VersionTooNew { .. },
+                Error::Corruption { .. }
+                | Error::CorruptFile { .. }
+                | Error::TornTail { .. }
+                | Error::VersionTooNew { .. },
             ) => continue,
             Err(e) => return Err(format!("{mode:?}: open failed without naming damage: {e}")),
         };

@@ -157,7 +157,12 @@ impl Wal {
             }
         }
         if let Some(t) = &a.torn {
-            tracing::info!(segment = %t.segment, offset = t.offset, lsn = t.lsn.0, "torn tail truncated");
+            let last = t.last_lsn.map_or_else(|| "?".to_owned(), |l| l.to_string());
+            let what = if writable { "truncated" } else { "not read" };
+            tracing::warn!(
+                "torn tail {what}: LSN {} to {last} in segment {} from offset {} (no later frame proves them durable)",
+                t.lsn, t.segment, t.offset
+            );
         }
         let mut report = RecoveryReport {
             torn: a.torn.clone(),
@@ -173,6 +178,17 @@ impl Wal {
             for p in delete.iter().rev() {
                 vfs.remove(p).map_err(|e| Error::io("remove", p, e))?;
             }
+            // Files paxwal cannot prove it made are never deleted: moved aside, out of the
+            // way of the segment ids the log goes on with (only reached by the modes that open
+            // past corruption; the others refuse to open).
+            for p in &a.foreign {
+                let mut aside = p.clone().into_os_string();
+                aside.push(".foreign");
+                let aside = PathBuf::from(aside);
+                vfs.rename(p, &aside)
+                    .map_err(|e| Error::io("rename", p, e))?;
+                tracing::warn!(from = %p.display(), to = %aside.display(), "a file named like a segment that paxwal did not make was moved aside");
+            }
             if let (Some(at), Some(last)) = (a.truncate_at, a.segments.last()) {
                 zero_tail(&*last.file, last.map.as_ref(), at, &last.path)?;
             }
@@ -182,7 +198,7 @@ impl Wal {
                     .sync_data()
                     .map_err(|e| Error::io("fdatasync", &last.path, e))?;
             }
-            if !delete.is_empty() {
+            if !delete.is_empty() || !a.foreign.is_empty() {
                 vfs.sync_dir(&dir)
                     .map_err(|e| Error::io("fsync dir", &dir, e))?;
             }

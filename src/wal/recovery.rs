@@ -28,7 +28,8 @@
 //! | segment missing in the middle (id gap)      | error     | error                        | drop it and the rest    | continue, LSNs in between skipped |
 //! | segment named in a seal missing at the end  | error     | error                        | open up to the seal     | open up to the seal          |
 //! | file holds another segment's id             | error     | error                        | drop it and the rest    | drop it and the rest         |
-//! | header of the last segment unreadable, no frame in it | delete file | delete file        | delete file             | delete file                  |
+//! | header of the last segment unreadable, only zeros in it | delete file | delete file      | delete file             | delete file                  |
+//! | segment-named file with data, header fails its checks (junk, not provably paxwal's) | error | error | keep, move aside as `.foreign` | keep, move aside as `.foreign` |
 //! | newer format version                        | error     | error                        | error                   | error                        |
 //! | `*.tmp` files, segments below META's first  | delete    | delete                       | delete                  | delete                       |
 
@@ -319,6 +320,10 @@ pub(crate) struct Analysis {
     pub delete: Vec<PathBuf>,
     /// Of those, segments after the tail holding no frame (prepared spares).
     pub spares: Vec<PathBuf>,
+    /// Files named like segments that paxwal cannot prove it made (their header fails its
+    /// checks) and that hold data: never deleted; reported as corruption, and moved aside
+    /// (renamed `NAME.foreign`) by a writable open that goes past corruption.
+    pub foreign: Vec<PathBuf>,
     /// Zero the last kept segment from this offset (torn or dropped tail).
     pub truncate_at: Option<u64>,
     pub torn: Option<TornTail>,
@@ -351,6 +356,21 @@ struct Loaded {
     file: Arc<dyn VfsFile>,
     map: Option<MappedBytes>,
     scan: Scan,
+    /// The file holds nothing but zeros (or nothing): whatever it was, no data is lost by
+    /// deleting it.
+    zeros: bool,
+}
+
+impl Loaded {
+    /// Whether paxwal provably made this file: its header passes its checks and names it.
+    fn ours(&self) -> bool {
+        matches!(&self.scan.header, Ok(h) if h.id == self.id)
+    }
+
+    /// Whether recovery may delete this file: paxwal made it, or it holds nothing.
+    fn deletable(&self) -> bool {
+        self.ours() || self.zeros
+    }
 }
 
 fn load(
@@ -383,12 +403,14 @@ fn load(
         }
     };
     let scan = scan_with(bytes, id, skip, no_crc);
+    let zeros = scan.header.is_err() && bytes.iter().all(|&b| b == 0);
     Ok(Loaded {
         id,
         path: path.to_owned(),
         file,
         map,
         scan,
+        zeros,
     })
 }
 
@@ -406,6 +428,7 @@ pub(crate) fn analyze(
         segments: Vec::new(),
         delete: Vec::new(),
         spares: Vec::new(),
+        foreign: Vec::new(),
         truncate_at: None,
         torn: None,
         corruption: None,
@@ -441,13 +464,10 @@ pub(crate) fn analyze(
                 })
             }
             Err(HeaderError::Invalid) => {
-                return Err(corruption(
-                    SegmentId(0),
-                    &path,
-                    0,
-                    Lsn::ZERO,
-                    "META file fails its checksum",
-                ))
+                return Err(Error::CorruptFile {
+                    path,
+                    reason: "the META file fails its checksum".into(),
+                })
             }
         }
     }
@@ -486,6 +506,10 @@ pub(crate) fn analyze(
     let mut stop_all = false;
     for (i, l) in loaded.into_iter().enumerate() {
         if stop_all {
+            if !l.deletable() {
+                foreign(&mut a, l.id, l.path);
+                continue;
+            }
             if l.scan.first_lsn.is_none() && !l.scan.frames_after_stop {
                 a.spares.push(l.path.clone());
             }
@@ -527,18 +551,21 @@ pub(crate) fn analyze(
                 })
             }
             Err(HeaderError::Invalid) => {
-                if is_last && l.scan.first_lsn.is_none() && !l.scan.frames_after_stop {
+                if is_last && l.zeros {
                     // A new tail segment whose header never reached the disk holds nothing.
                     a.delete.push(l.path);
                     break;
                 }
-                problem(
-                    &mut a,
-                    0,
-                    lsn_here,
-                    "segment header fails its checks".into(),
-                );
-                a.delete.push(l.path);
+                if i > 0 || l.scan.first_lsn.is_some() {
+                    problem(
+                        &mut a,
+                        0,
+                        lsn_here,
+                        "segment header fails its checks".into(),
+                    );
+                }
+                // Not provably paxwal's: never deleted (see `foreign`).
+                foreign(&mut a, l.id, l.path);
                 stop_all = true;
                 continue;
             }
@@ -688,6 +715,23 @@ pub(crate) fn analyze(
         (None, None) => SegmentId(1),
     };
     Ok(a)
+}
+
+/// Records `path` as a file paxwal cannot prove it made, and reports it as corruption (unless
+/// something earlier was reported already).
+fn foreign(a: &mut Analysis, id: SegmentId, path: PathBuf) {
+    if a.corruption.is_none() {
+        a.corruption = Some(corruption(
+            id,
+            &path,
+            0,
+            a.segments
+                .last()
+                .map_or(Lsn::FIRST, |s| Lsn(s.first_lsn.0 + s.offsets.len() as u64)),
+            "the file is named like a segment but its header fails its checks: paxwal did not make it (or it was overwritten); it is left in place",
+        ));
+    }
+    a.foreign.push(path);
 }
 
 fn load_all(

@@ -24,6 +24,9 @@ pub enum SegmentState {
     Spare,
     /// Past the first damage: recovery would not reach it.
     Unreachable,
+    /// Named like a segment, but its header fails its checks: not provably made by paxwal.
+    /// Reported as corruption; never deleted.
+    Foreign,
 }
 
 /// One segment as found on disk.
@@ -35,9 +38,10 @@ pub struct SegmentInfo {
     pub first_lsn: u64,
     /// Records in it.
     pub records: u64,
-    /// Bytes up to the end of the last valid frame.
+    /// Bytes up to the end of the last valid frame (0 for spares, unreachable and foreign
+    /// files).
     pub used_bytes: u64,
-    /// The file's length.
+    /// The file's length (a spare's is its preallocated size).
     pub allocated_bytes: u64,
     /// Its state.
     pub state: SegmentState,
@@ -84,6 +88,15 @@ impl VerifyReport {
     }
 }
 
+/// Whether `dir` holds a log: a META file or a file named like a segment. A directory with
+/// neither (empty, or anything else) is not a log, however readable.
+pub fn is_log_dir(dir: &Path) -> Result<bool> {
+    let names = StdVfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    Ok(names
+        .iter()
+        .any(|n| n == "META" || super::recovery::parse_segment_name(n).is_some()))
+}
+
 /// Verifies the log in `dir` on the real filesystem (every checksum), read-only.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     verify_with(Arc::new(StdVfs), dir)
@@ -108,18 +121,25 @@ pub fn verify_with(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
             },
         });
     }
-    for p in &a.delete {
-        let name = p
-            .file_name()
+    let file_len = |p: &Path| -> Result<u64> {
+        vfs.open(p, super::io::OpenMode::Read)
+            .and_then(|f| f.len())
+            .map_err(|e| Error::io("stat", p, e))
+    };
+    let name_of = |p: &Path| {
+        p.file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    for p in &a.delete {
+        let name = name_of(p);
         if name.ends_with(".seg") {
             segments.push(SegmentInfo {
                 name,
                 first_lsn: 0,
                 records: 0,
                 used_bytes: 0,
-                allocated_bytes: 0,
+                allocated_bytes: file_len(p)?,
                 state: if a.spares.contains(p) {
                     SegmentState::Spare
                 } else {
@@ -128,6 +148,17 @@ pub fn verify_with(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
             });
         }
     }
+    for p in &a.foreign {
+        segments.push(SegmentInfo {
+            name: name_of(p),
+            first_lsn: 0,
+            records: 0,
+            used_bytes: 0,
+            allocated_bytes: file_len(p)?,
+            state: SegmentState::Foreign,
+        });
+    }
+    segments.sort_by(|x, y| x.name.cmp(&y.name));
     let first_lsn = a.segments.first().map_or(a.next_lsn, |s| s.first_lsn);
     Ok(VerifyReport {
         segments,

@@ -116,13 +116,14 @@ fn append(dir: PathBuf, segment_bytes: Option<u64>) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// The read-only commands' check that `dir` exists and is a directory.
+/// The read-only commands' check that `dir` is a log directory: it exists and holds META or a
+/// segment (a mistyped path must not read as an empty, clean log).
 fn require_dir(dir: &Path) -> Result<(), Error> {
-    if dir.is_dir() {
+    if dir.is_dir() && verify::is_log_dir(dir)? {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "{} is not a log directory",
+            "{} is not a log directory (no META, no segment)",
             dir.display()
         )))
     }
@@ -138,6 +139,15 @@ fn read_only() -> Options {
 fn dump(dir: PathBuf, from: Option<u64>, to: Option<u64>) -> Result<u8, Error> {
     require_dir(&dir)?;
     let wal = Wal::open(&dir, read_only())?;
+    if let Some(t) = &wal.recovery_report().torn {
+        eprintln!(
+            "paxwal: the log ends at a torn tail in segment {} at offset {} (LSN {} on): dump stops at LSN {}",
+            t.segment,
+            t.offset,
+            t.lsn,
+            wal.last_lsn()
+        );
+    }
     let from = Lsn(from.unwrap_or(0)).max(wal.first_lsn());
     let to = Lsn(to.unwrap_or(u64::MAX)).min(wal.last_lsn());
     let stdout = std::io::stdout();
@@ -182,7 +192,7 @@ fn verify_cmd(dir: PathBuf, json: bool) -> Result<u8, Error> {
                 .last_lsn
                 .map_or_else(|| "the end".to_owned(), |l| l.to_string());
             println!(
-                "torn tail in {} at offset {}: LSN {} to {} were never acknowledged and would be dropped",
+                "torn tail in {} at offset {}: LSN {} to {}: no later frame proves them durable, so they are treated as a torn, unacknowledged tail and would be dropped",
                 t.segment, t.offset, t.first_lsn, last
             );
         }
@@ -208,13 +218,18 @@ fn inspect(dir: PathBuf) -> Result<u8, Error> {
             SegmentState::Sealed => "sealed",
             SegmentState::Active if s.records == 0 => "active (empty)",
             SegmentState::Active => "active",
-            SegmentState::Spare => "spare (prepared, empty)",
+            SegmentState::Spare => "spare (preallocated, empty)",
             SegmentState::Unreachable => "unreachable (after damage)",
+            SegmentState::Foreign => "foreign (not made by paxwal; left in place)",
         };
         println!(
             "{}\tLSN {}\t{} / {} bytes\t{}",
             s.name, range, s.used_bytes, s.allocated_bytes, state
         );
     }
-    Ok(0)
+    // The same verdict as `verify`: corruption exits 2, a torn tail 1.
+    if let Some(c) = &report.corruption {
+        eprintln!("paxwal: CORRUPTION: {c}");
+    }
+    Ok(report.exit_code() as u8)
 }

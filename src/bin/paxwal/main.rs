@@ -6,6 +6,7 @@
 //! `sim.rs`, `serve.rs`, `kv.rs`, `demo.rs`) exposing its clap arguments and one `run`
 //! function.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -77,11 +78,17 @@ fn main() -> ExitCode {
     let filter = match std::env::var("PAXWAL_LOG") {
         Ok(f) => tracing_subscriber::EnvFilter::new(f),
         Err(_) if quiet => tracing_subscriber::EnvFilter::new("off"),
+        // `log` commands show warnings by default (a torn tail truncated, a file moved aside);
+        // the others, whose output contracts are one line per error, only errors.
+        Err(_) if matches!(cli.command, Command::Log(_)) => {
+            tracing_subscriber::EnvFilter::new("warn")
+        }
         Err(_) => tracing_subscriber::EnvFilter::new("error"),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let r = match cli.command {
         Command::Log(args) => log::run(args),
@@ -102,11 +109,13 @@ fn exit_code(r: Result<u8, Error>) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("paxwal: {e}");
-            ExitCode::from(if matches!(e, Error::Corruption { .. }) {
-                EXIT_CORRUPTION
-            } else {
-                EXIT_ERROR
-            })
+            ExitCode::from(
+                if matches!(e, Error::Corruption { .. } | Error::CorruptFile { .. }) {
+                    EXIT_CORRUPTION
+                } else {
+                    EXIT_ERROR
+                },
+            )
         }
     }
 }

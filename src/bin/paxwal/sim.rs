@@ -15,11 +15,11 @@ pub struct SimArgs {
     /// Run this one seed (replays a failure exactly).
     #[arg(long)]
     seed: Option<u64>,
-    /// Replicas in the cluster.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    /// Replicas in the cluster: 3 or 5.
+    #[arg(long, default_value_t = 3, value_parser = parse_replicas)]
     replicas: u32,
-    /// Simulated steps per seed (the last third is the liveness phase).
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(30..))]
+    /// Simulated steps per seed, at least 30 (the last third is the liveness phase).
+    #[arg(long, default_value_t = 900, value_parser = parse_steps)]
     steps: u64,
     /// Clients per run.
     #[arg(long, default_value_t = 8)]
@@ -35,9 +35,9 @@ pub struct SimArgs {
     /// i (check-quorum off), j (pre-vote off).
     #[arg(long, value_enum)]
     planted: Option<PlantedArg>,
-    /// Worker threads (default: the available cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Worker threads, at least 1 (default: the available cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
     /// Print the summary as one JSON object instead of a line.
     #[arg(long)]
     json: bool,
@@ -96,6 +96,7 @@ pub fn run(a: SimArgs) -> u8 {
     };
     let threads = a
         .threads
+        .map(|t| usize::try_from(t).unwrap_or(usize::MAX))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let bar = std::io::stderr().is_terminal().then(|| {
         progress_bar(
@@ -173,12 +174,41 @@ pub fn run(a: SimArgs) -> u8 {
         total.linearizability_unknown,
         failed.len(),
         match failed.first() {
-            Some(s) => format!(
-                " (first: seed {s}; replay with paxwal sim --seed {s} --replicas {} --steps {})",
-                cfg.replicas, cfg.steps
-            ),
+            Some(&s) => format!(" (first: seed {s}; replay with {})", replay_command(&a, s)),
             None => String::new(),
         }
     );
     u8::from(!failed.is_empty())
+}
+
+/// The command that replays seed `seed` of this run exactly: every option that changes a run.
+fn replay_command(a: &SimArgs, seed: u64) -> String {
+    let mut c = format!(
+        "paxwal sim --seed {seed} --replicas {} --steps {} --clients {}",
+        a.replicas, a.steps, a.clients
+    );
+    if a.no_faults {
+        c.push_str(" --no-faults");
+    }
+    if let Some(p) = a.planted.and_then(|p| p.to_possible_value()) {
+        c.push_str(" --planted ");
+        c.push_str(p.get_name());
+    }
+    c
+}
+
+fn parse_replicas(s: &str) -> Result<u32, String> {
+    match s {
+        "3" => Ok(3),
+        "5" => Ok(5),
+        _ => Err("the simulated cluster has 3 or 5 replicas".into()),
+    }
+}
+
+fn parse_steps(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 30 => Ok(n),
+        Ok(_) => Err("at least 30 steps: the last third of a run is its liveness phase".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
