@@ -90,8 +90,6 @@ pub struct Metrics {
     pub busy: AtomicU64,
     /// Persists the store made durable.
     pub persists: AtomicU64,
-    /// `fdatasync` calls of the acceptor log.
-    pub fsyncs: AtomicU64,
     /// Snapshots this node took.
     pub snapshots_taken: AtomicU64,
     /// Snapshots this node installed from a peer.
@@ -159,10 +157,10 @@ pub struct MetricsSnapshot {
 }
 
 impl Metrics {
-    /// A copy of every counter and the histograms' quantiles.
-    pub fn snapshot(&self) -> MetricsSnapshot {
+    /// A copy of every counter and the histograms' quantiles; `fsyncs` is the acceptor log's
+    /// own count (the log is the one that syncs).
+    pub fn snapshot(&self, fsyncs: u64) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let fsyncs = get(&self.fsyncs);
         let applied = get(&self.applied);
         MetricsSnapshot {
             proposed: get(&self.proposed),

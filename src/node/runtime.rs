@@ -479,13 +479,7 @@ impl Drop for Node {
 
 pub(super) fn status_of(shared: &Shared, net: Option<&PeerNet>) -> Status {
     let p = *shared.position.lock();
-    let mut metrics = shared.metrics.snapshot();
-    metrics.fsyncs = shared.store.wal().stats().fsyncs;
-    metrics.commands_per_fsync = if metrics.fsyncs == 0 {
-        0.0
-    } else {
-        metrics.applied_commands as f64 / metrics.fsyncs as f64
-    };
+    let mut metrics = shared.metrics.snapshot(shared.store.wal().stats().fsyncs);
     metrics.bytes_on_disk = dir_bytes(&shared.data_dir);
     Status {
         id: shared.id,
