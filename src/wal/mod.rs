@@ -56,6 +56,8 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Frames written.
     pub frames: u64,
+    /// Segments that reused a compacted segment's file instead of a new one.
+    pub segments_recycled: u64,
 }
 
 /// A handle on queued appends: wait for it with [`Wal::wait_durable`].
@@ -100,6 +102,8 @@ pub(crate) struct Inner {
     pub generation_atomic: std::sync::atomic::AtomicU64,
     /// Leader rounds finished; parked waiters wake when it moves.
     pub leader_rounds: std::sync::atomic::AtomicU64,
+    /// Segments prepared by reusing a compacted file.
+    pub recycled: std::sync::atomic::AtomicU64,
 }
 
 /// A segmented, checksummed write-ahead log. `Send + Sync`: many threads append at once.
@@ -125,13 +129,7 @@ impl Wal {
             vfs.create_dir_all(&dir)
                 .map_err(|e| Error::io("create dir", &dir, e))?;
         }
-        let a = analyze(
-            &*vfs,
-            &dir,
-            opts.recovery,
-            writable,
-            opts.planted.skip_crc_check,
-        )?;
+        let a = analyze(&*vfs, &dir, opts.recovery, writable, opts.planted)?;
         match opts.recovery {
             RecoveryMode::Strict => {
                 if let Some(c) = a.corruption.clone() {
@@ -220,6 +218,7 @@ impl Wal {
                 index: RwLock::new(s.offsets),
                 sealed: s.sealed.into(),
                 segment_bytes: s.header.segment_bytes,
+                trailer_key: codec::trailer_key(s.header.flags, s.id),
             }));
         }
         let state = State::new(next_lsn);
@@ -271,6 +270,7 @@ impl Wal {
             durable_atomic: Default::default(),
             generation_atomic: Default::default(),
             leader_rounds: Default::default(),
+            recycled: Default::default(),
         };
         let active = match inner_active {
             Some(a) => a,
@@ -288,6 +288,7 @@ impl Wal {
                     index: RwLock::new(Vec::new()),
                     sealed: false.into(),
                     segment_bytes: opts.segment_bytes,
+                    trailer_key: p.trailer_key,
                 });
                 segments.push(seg.clone());
                 Active {
@@ -619,7 +620,9 @@ impl Wal {
 
     /// Counters since open.
     pub fn stats(&self) -> Stats {
-        self.inner.state.lock().stats
+        let mut s = self.inner.state.lock().stats;
+        s.segments_recycled = self.inner.recycled.load(Ordering::Relaxed);
+        s
     }
 
     /// The directory the log lives in.
@@ -653,10 +656,15 @@ impl Wal {
                 first_lsn: segs[n].first_lsn,
             },
         )?;
-        inner.segments.write().drain(..n);
-        for s in &segs[..n] {
-            if let Err(e) = inner.vfs.remove(&s.path) {
-                tracing::warn!(path = %s.path.display(), error = %e, "removing a compacted segment failed; the next open deletes it");
+        let removed: Vec<Arc<Segment>> = inner.segments.write().drain(..n).collect();
+        drop(segs);
+        for s in removed {
+            let path = s.path.clone();
+            if inner.keep_for_reuse(s) {
+                continue;
+            }
+            if let Err(e) = inner.vfs.remove(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing a compacted segment failed; the next open deletes it");
             }
         }
         inner
@@ -782,10 +790,38 @@ impl Inner {
             durable_atomic: std::sync::atomic::AtomicU64::new(durable),
             generation_atomic: Default::default(),
             leader_rounds: Default::default(),
+            recycled: Default::default(),
         }
     }
 
     /// Background writer for `Batched` (write + sync) and `Never` (write only) modes.
+    /// Keeps a compacted segment's file for reuse as a later segment, if recycling is on, the
+    /// pool has room, the file has the current segment size, and nothing else holds the segment
+    /// or its map (an [`Entry`] read earlier keeps its bytes: a reused file is overwritten).
+    fn keep_for_reuse(&self, seg: Arc<Segment>) -> bool {
+        if !self.opts.recycle || self.opts.read_only {
+            return false;
+        }
+        let Ok(seg) = Arc::try_unwrap(seg) else {
+            return false;
+        };
+        if seg.segment_bytes != self.opts.segment_bytes
+            || seg.map.as_ref().is_some_and(|m| Arc::strong_count(m) > 1)
+        {
+            return false;
+        }
+        let mut p = self.prep.lock();
+        if p.recycle.len() >= writer::RECYCLE_POOL || p.shutdown {
+            return false;
+        }
+        let Segment {
+            path, file, map, ..
+        } = seg;
+        drop(map);
+        p.recycle.push(writer::Recyclable { path, file });
+        true
+    }
+
     fn flush_loop(&self) {
         let (delay, sync) = match self.opts.sync {
             SyncMode::Batched { max_delay } => (max_delay, true),
@@ -827,6 +863,7 @@ impl Segment {
             index: RwLock::new(Vec::new()),
             sealed: true.into(),
             segment_bytes: 0,
+            trailer_key: 0,
         }
     }
 }

@@ -25,9 +25,9 @@ use std::time::Instant;
 use parking_lot::MutexGuard;
 
 use super::codec::{
-    align_up, frame_len, has_zero_sector, seal_frame, trailer, FrameHeader, Seal, SegmentHeader,
-    BLOCK, DATA_START, FLAG_ZERO_SECTOR, FORMAT_VERSION, FRAME_HEADER_LEN, KIND_DATA,
-    RECORD_PREFIX_LEN, SEAL_RESERVE, TRAILER_LEN,
+    align_up, frame_len, has_zero_sector, seal_frame_keyed, trailer_key, trailer_keyed,
+    FrameHeader, Seal, SegmentHeader, BLOCK, DATA_START, FLAG_ZERO_SECTOR, FORMAT_VERSION,
+    FRAME_HEADER_LEN, KIND_DATA, RECORD_PREFIX_LEN, SEAL_RESERVE, SEGMENT_RECYCLED, TRAILER_LEN,
 };
 use super::io::{MappedBytes, OpenMode, VfsFile};
 use super::recovery::segment_name;
@@ -110,12 +110,27 @@ pub(crate) struct Prepared {
     pub path: PathBuf,
     pub file: Arc<dyn VfsFile>,
     pub map: Option<MappedBytes>,
+    /// 0 for a new file; non-zero for a recycled one.
+    pub trailer_key: u32,
 }
+
+/// A compacted segment's file kept for reuse, still under its old name (below META's first
+/// segment, so a crash leaves it to be deleted by the next open).
+#[derive(Debug)]
+pub(crate) struct Recyclable {
+    pub path: PathBuf,
+    pub file: Arc<dyn VfsFile>,
+}
+
+/// At most this many compacted files are kept for reuse; the rest are deleted.
+pub(crate) const RECYCLE_POOL: usize = 2;
 
 /// The preparer's state.
 #[derive(Debug, Default)]
 pub(crate) struct PrepState {
     pub ready: Option<Prepared>,
+    /// Compacted segment files waiting to be reused (newest last).
+    pub recycle: Vec<Recyclable>,
     pub next_id: SegmentId,
     pub error: Option<Error>,
     pub busy: bool,
@@ -357,7 +372,8 @@ impl Inner {
             let (head, payload) = b.buf.split_at_mut(FRAME_HEADER_LEN);
             let hcrc = h.encode(head, payload);
             b.buf.resize(flen - TRAILER_LEN, 0);
-            b.buf.extend_from_slice(&trailer(hcrc).to_le_bytes());
+            b.buf
+                .extend_from_slice(&trailer_keyed(hcrc, active.seg.trailer_key).to_le_bytes());
             let write_len = if sync && i + 1 == n {
                 (align_up(pos + flen as u64, BLOCK) - pos) as usize
             } else {
@@ -393,7 +409,7 @@ impl Inner {
             next_segment: prepared.id,
             next_lsn,
         };
-        let mut frame = seal_frame(active.seg.id, seal, durable_hint);
+        let mut frame = seal_frame_keyed(active.seg.id, seal, durable_hint, active.seg.trailer_key);
         let pos = active.pos;
         frame.resize(
             (align_up(pos + frame.len() as u64, BLOCK) - pos) as usize,
@@ -419,6 +435,7 @@ impl Inner {
             index: Default::default(),
             sealed: Default::default(),
             segment_bytes: self.opts.segment_bytes,
+            trailer_key: prepared.trailer_key,
         });
         self.segments.write().push(seg.clone());
         active.seg = seg;
@@ -452,10 +469,83 @@ impl Inner {
         }
     }
 
+    /// Makes segment `id` ready: a compacted file reused when there is one ([`Self::recycle`]),
+    /// else a new one ([`Self::create`]).
+    pub(crate) fn prepare(&self, id: SegmentId) -> Result<Prepared> {
+        let old = self.prep.lock().recycle.pop();
+        if let Some(old) = old {
+            let from = old.path.clone();
+            match self.recycle(old, id) {
+                Ok(p) => return Ok(p),
+                Err(e) => {
+                    tracing::warn!(from = %from.display(), error = %e, "reusing a compacted segment failed; creating a new one");
+                }
+            }
+        }
+        self.create(id)
+    }
+
+    /// Reuses a compacted segment's file as segment `id`: rename it to `….seg.tmp`, rewrite
+    /// block 0 with the new id and the recycled flag, fsync, rename into place, fsync the
+    /// directory. Its old frames stay behind the header; each names the old segment id, which
+    /// both of its checksums cover, so none is ever read as a frame of segment `id` (recovery
+    /// reads them as the end of the data). A crash leaves the file under its old name (below
+    /// META's first segment: deleted by the next open, whatever its header says), as a
+    /// temporary (deleted), or complete under the new name.
+    fn recycle(&self, old: Recyclable, id: SegmentId) -> Result<Prepared> {
+        let path = self.dir.join(segment_name(id));
+        let tmp = self.dir.join(format!("{}.tmp", segment_name(id)));
+        let _ = self.vfs.remove(&tmp);
+        self.vfs
+            .rename(&old.path, &tmp)
+            .map_err(|e| Error::io("rename", &old.path, e))?;
+        let file = old.file;
+        let r = (|| {
+            let mut block = vec![0u8; BLOCK as usize];
+            SegmentHeader {
+                version: FORMAT_VERSION,
+                id,
+                segment_bytes: self.opts.segment_bytes,
+                flags: SEGMENT_RECYCLED,
+            }
+            .encode(&mut block);
+            file.write_all_at(&block, 0)
+                .map_err(|e| Error::io("write", &tmp, e))?;
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", &tmp, e))?;
+            self.vfs
+                .rename(&tmp, &path)
+                .map_err(|e| Error::io("rename", &path, e))?;
+            if !self.opts.planted.no_dir_sync {
+                self.vfs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+            }
+            file.map().map_err(|e| Error::io("mmap", &path, e))
+        })();
+        match r {
+            Ok(map) => {
+                tracing::debug!(segment = %id, "reused a compacted segment file");
+                self.recycled.fetch_add(1, Ordering::Relaxed);
+                Ok(Prepared {
+                    id,
+                    path,
+                    file,
+                    map,
+                    trailer_key: trailer_key(SEGMENT_RECYCLED, id),
+                })
+            }
+            Err(e) => {
+                let _ = self.vfs.remove(&tmp);
+                Err(e)
+            }
+        }
+    }
+
     /// Creates segment `id`: header, zero fill (or sparse length), fsync, rename into place,
     /// fsync the directory. A crash at any point leaves either no segment or a complete empty
     /// one.
-    pub(crate) fn prepare(&self, id: SegmentId) -> Result<Prepared> {
+    fn create(&self, id: SegmentId) -> Result<Prepared> {
         let path = self.dir.join(segment_name(id));
         let tmp = self.dir.join(format!("{}.tmp", segment_name(id)));
         let _ = self.vfs.remove(&tmp);
@@ -469,6 +559,7 @@ impl Inner {
                 version: FORMAT_VERSION,
                 id,
                 segment_bytes: self.opts.segment_bytes,
+                flags: 0,
             }
             .encode(&mut block);
             file.write_all_at(&block, 0)
@@ -504,6 +595,7 @@ impl Inner {
                 path,
                 file,
                 map,
+                trailer_key: 0,
             }),
             Err(e) => {
                 let _ = self.vfs.remove(&tmp);
