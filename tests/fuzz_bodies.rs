@@ -2,12 +2,17 @@
 //! Rust, bounded in count, so CI exercises what `fuzz/` fuzzes: decoders over arbitrary bytes,
 //! recovery over arbitrary edits of a valid log, and WAL operations with crash points against
 //! a model, and the Paxos core stepped by arbitrary inputs under a durability oracle. The model
-//! checker and the oracle are each shown to fail on a planted bug. `SEED=…` replays.
+//! checker, the recovery oracle and the durability oracle are each shown to fail on a planted
+//! bug. The open bugs the bodies have found (`paxwal::fuzzing::KnownBugs`) have regression
+//! tests here, ignored until they are fixed, and a test that they still reproduce (so the
+//! bodies stop letting them through once they are fixed). `SEED=…` replays.
 
-use paxwal::fuzzing::decoders;
-use paxwal::paxos::fuzzing::replica_step;
-use paxwal::paxos::Faults;
-use paxwal::wal::fuzzing::{ops_vs_model, recovery_edits};
+use paxwal::fuzzing::{decoders, KnownBugs};
+use paxwal::paxos::codec::encode_message;
+use paxwal::paxos::fuzzing::{replica_step, replica_step_with};
+use paxwal::paxos::{Body, Faults, Message};
+use paxwal::types::{Ballot, NodeId, Slot};
+use paxwal::wal::fuzzing::{ops_vs_model, recovery_edits, recovery_edits_with, RECOVERY_BASES};
 use paxwal::wal::PlantedBugs;
 
 struct Rng(u64);
@@ -47,10 +52,118 @@ fn decoders_never_panic_and_round_trip() {
 #[test]
 fn recovery_over_edited_logs() {
     let mut rng = Rng(seed() ^ 1);
-    for _ in 0..400 {
+    for _ in 0..1_500 {
         let data = rng.bytes(40);
-        recovery_edits(&data).unwrap_or_else(|e| panic!("input {data:?}: {e}"));
+        recovery_edits_with(&data, PlantedBugs::default(), KnownBugs::Pass)
+            .unwrap_or_else(|e| panic!("input {data:?}: {e}"));
     }
+}
+
+#[test]
+fn every_base_log_opens_whole_in_every_mode() {
+    for base in 0..RECOVERY_BASES as u8 {
+        recovery_edits(&[base]).unwrap_or_else(|e| panic!("base {base}: {e}"));
+    }
+}
+
+/// Random edits (bit flips and overwrites among them) against a recovery planted with `bug`:
+/// how many inputs of `n` the oracle fails.
+fn caught(bug: PlantedBugs, seed: u64, n: usize) -> usize {
+    let mut rng = Rng(seed);
+    (0..n)
+        .filter(|_| recovery_edits_with(&rng.bytes(40), bug, KnownBugs::Pass).is_err())
+        .count()
+}
+
+#[test]
+fn the_recovery_oracle_catches_skipped_crc_checks() {
+    let bug = PlantedBugs {
+        skip_crc_check: true,
+        ..PlantedBugs::default()
+    };
+    let n = caught(bug, seed() ^ 6, 300);
+    assert!(
+        n > 0,
+        "recovery without crc checks went unnoticed over 300 inputs"
+    );
+}
+
+#[test]
+fn the_recovery_oracle_catches_stale_frames_accepted_in_a_recycled_segment() {
+    let bug = PlantedBugs {
+        accept_stale_frames: true,
+        ..PlantedBugs::default()
+    };
+    // Base 2's active segment is a recycled file: unedited, its stale frames must not count.
+    assert!(recovery_edits_with(&[2], bug, KnownBugs::Pass).is_err());
+    let n = caught(bug, seed() ^ 7, 300);
+    assert!(
+        n > 0,
+        "stale frames accepted went unnoticed over 300 inputs"
+    );
+}
+
+/// Minimal inputs for the open recovery bugs (`KnownBugs` 1 and 2).
+const RECOVERY_BUGS: [(&str, &[u8]); 3] = [
+    // Base 0, META rewritten (valid checksum) to first LSN 0.
+    ("META first LSN 0", &[0, 8, 0, 0, 255]),
+    // Base 0, META rewritten to first segment 6 (none exists) and first LSN 45.
+    ("META names a missing segment", &[0, 8, 0, 5, 44]),
+    // Base 0, 3,872 bytes zeroed at offset 6,168 of the last segment.
+    ("zeros inside the active segment", &[0, 3, 3, 8, 8, 242]),
+];
+
+/// A Prepare at round `u64::MAX` from a peer, then ticks past the election timeout.
+fn top_round_input() -> Vec<u8> {
+    let mut raw = Vec::new();
+    encode_message(
+        &Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            body: Body::Prepare {
+                ballot: Ballot::new(u64::MAX, NodeId(2)),
+                from: Slot(0),
+            },
+        },
+        &mut raw,
+    );
+    let mut data = vec![4, raw.len() as u8];
+    data.extend(raw);
+    data.extend([0; 64]);
+    data
+}
+
+#[test]
+fn the_known_bugs_still_reproduce() {
+    for (what, data) in RECOVERY_BUGS {
+        assert!(
+            recovery_edits(data).is_err(),
+            "{what}: fixed? Take it out of KnownBugs and un-ignore its regression test"
+        );
+        recovery_edits_with(data, PlantedBugs::default(), KnownBugs::Pass)
+            .unwrap_or_else(|e| panic!("{what}: not the known bug: {e}"));
+    }
+    let data = top_round_input();
+    let r = std::panic::catch_unwind(|| replica_step(&data, Faults::default()));
+    assert!(
+        !matches!(r, Ok(Ok(()))),
+        "top round: fixed? Take it out of KnownBugs and un-ignore its regression test"
+    );
+    replica_step_with(&data, Faults::default(), KnownBugs::Pass).unwrap();
+}
+
+#[test]
+#[ignore = "open bug (KnownBugs 1, 2): recovery trusts a META naming LSN 0 or a missing segment; skip-corrupted leaves frames behind zeros"]
+fn regression_recovery_known_bugs() {
+    for (what, data) in RECOVERY_BUGS {
+        recovery_edits(data).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+}
+
+#[test]
+#[ignore = "open bug (KnownBugs 3): a ballot round at u64::MAX overflows the next round"]
+fn regression_paxos_top_round() {
+    replica_step(&top_round_input(), Faults::default()).unwrap();
 }
 
 #[test]

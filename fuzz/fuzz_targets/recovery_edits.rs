@@ -1,7 +1,13 @@
-//! Recovery over arbitrary edits (truncate, append, overwrite, zero) of a valid log.
+//! Recovery in every mode over edits of base logs built once (several segments; compacted;
+//! recycled segments with stale frames behind the tail): truncation, torn and zeroed tails
+//! across segment boundaries, overwrites, bit flips, deleted and duplicated files, META and
+//! segment-header rewrites. Known open bugs pass unless `PAXWAL_FUZZ_KNOWN=fail`.
 #![no_main]
+use paxwal::fuzzing::KnownBugs;
+use paxwal::wal::fuzzing::recovery_edits_with;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Err(e) = paxwal::wal::fuzzing::recovery_edits(data) {
+    if let Err(e) = recovery_edits_with(data, Default::default(), KnownBugs::from_env()) {
         panic!("{e}");
     }
 });

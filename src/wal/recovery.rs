@@ -806,6 +806,9 @@ fn foreign(a: &mut Analysis, id: SegmentId, path: PathBuf) {
     a.foreign.push(path);
 }
 
+/// Below this many bytes (estimated), segments load on the calling thread.
+const PARALLEL_LOAD_MIN_BYTES: u64 = 8 << 20;
+
 fn load_all(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -814,20 +817,41 @@ fn load_all(
     skip: bool,
     planted: super::PlantedBugs,
 ) -> Result<Vec<Loaded>> {
-    // Segments verify independently; two threads cover this machine's cores.
+    // Segments verify independently; two threads cover this machine's cores. Threads pay off
+    // only over megabytes: judged by the first segment's size, a small log loads on this
+    // thread (spawning, and asking the OS for the core count, would cost more than the scan).
     let paths: Vec<(SegmentId, PathBuf)> = ids
         .iter()
         .map(|&id| (id, dir.join(segment_name(id))))
         .collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
-    if paths.len() < 2 || workers == 1 {
-        return paths
-            .iter()
-            .map(|(id, p)| load(vfs, p, *id, writable, skip, planted))
+    let Some(((id0, p0), rest)) = paths.split_first() else {
+        return Ok(Vec::new());
+    };
+    let first = load(vfs, p0, *id0, writable, skip, planted)?;
+    let est_bytes = first
+        .file
+        .len()
+        .unwrap_or(0)
+        .saturating_mul(paths.len() as u64);
+    let workers = if est_bytes < PARALLEL_LOAD_MIN_BYTES {
+        1
+    } else {
+        static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *WORKERS.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 4)
+        })
+    };
+    if rest.len() < 2 || workers == 1 {
+        return std::iter::once(Ok(first))
+            .chain(
+                rest.iter()
+                    .map(|(id, p)| load(vfs, p, *id, writable, skip, planted)),
+            )
             .collect();
     }
+    let paths = rest;
     let mut out: Vec<Option<Result<Loaded>>> = (0..paths.len()).map(|_| None).collect();
     std::thread::scope(|s| {
         let chunks: Vec<_> = out.chunks_mut(paths.len().div_ceil(workers)).collect();
@@ -844,7 +868,11 @@ fn load_all(
             start += n;
         }
     });
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("segment load did not run".into()))))
+    std::iter::once(Ok(first))
+        .chain(
+            out.into_iter().map(|r| {
+                r.unwrap_or_else(|| Err(Error::Invalid("segment load did not run".into())))
+            }),
+        )
         .collect()
 }
