@@ -373,9 +373,10 @@ impl Wal {
     /// Appends one entry. With [`SyncMode::Always`] it returns once the entry is durable;
     /// otherwise once it is queued.
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
-        let t = self.submit(data)?;
+        let (t, st) = self.submit_locked(&[data])?;
         if self.inner.opts.sync == SyncMode::Always {
-            self.wait_durable(&t)?;
+            // Straight on to the wait, without letting go of the lock in between.
+            self.wait_durable_locked(st, &t)?;
         }
         Ok(t.last)
     }
@@ -386,9 +387,10 @@ impl Wal {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        let t = self.submit_batch(entries)?;
+        let entries: Vec<T> = entries.into_iter().collect();
+        let (t, st) = self.submit_locked(&entries)?;
         if self.inner.opts.sync == SyncMode::Always {
-            self.wait_durable(&t)?;
+            self.wait_durable_locked(st, &t)?;
         }
         Ok(t.first..=t.last)
     }
@@ -405,6 +407,14 @@ impl Wal {
         T: AsRef<[u8]>,
     {
         let entries: Vec<T> = entries.into_iter().collect();
+        self.submit_locked(&entries).map(|(t, _)| t)
+    }
+
+    /// Queues entries; returns the ticket and the state lock, still held.
+    fn submit_locked<T: AsRef<[u8]>>(
+        &self,
+        entries: &[T],
+    ) -> Result<(Appended, parking_lot::MutexGuard<'_, State>)> {
         if entries.is_empty() {
             return Err(Error::Invalid("empty batch".into()));
         }
@@ -439,22 +449,32 @@ impl Wal {
         }
         let was_empty = st.queue.is_empty();
         let first = st.next_lsn;
-        let last = st.enqueue_all(&entries, inner.opts.batch_limit());
+        let last = st.enqueue_all(entries, inner.opts.batch_limit());
         let generation = st.generation;
         if was_empty && !matches!(inner.opts.sync, SyncMode::Always) {
             inner.flush_cv.notify_one();
         }
-        Ok(Appended {
-            first,
-            last,
-            generation,
-        })
+        Ok((
+            Appended {
+                first,
+                last,
+                generation,
+            },
+            st,
+        ))
     }
 
     /// Blocks until everything up to `t.last` is durable (joining or leading a group commit).
     pub fn wait_durable(&self, t: &Appended) -> Result<()> {
+        self.wait_durable_locked(self.inner.state.lock(), t)
+    }
+
+    fn wait_durable_locked<'a>(
+        &'a self,
+        mut st: parking_lot::MutexGuard<'a, State>,
+        t: &Appended,
+    ) -> Result<()> {
         let inner = &*self.inner;
-        let mut st = inner.state.lock();
         if t.last > st.durable {
             st.waiters += 1;
         }
@@ -489,7 +509,9 @@ impl Wal {
             // Park until a leader finishes (it unparks every sleeper at once, so woken writers
             // run in parallel instead of queueing on the mutex) or the group deadline passes.
             let round = inner.leader_rounds.load(Ordering::Acquire);
-            st.sleepers.push(std::thread::current());
+            let me = std::thread::current();
+            st.sleepers.retain(|(t, _)| t.id() != me.id());
+            st.sleepers.push((me, t.last));
             drop(st);
             loop {
                 if inner.leader_rounds.load(Ordering::Acquire) != round {
