@@ -89,6 +89,12 @@ pub(crate) struct State {
     /// Threads parked in `wait_durable`, with the LSN each waits for. A leader that finishes
     /// wakes those its sync satisfied, and one more to lead the next group; the others sleep on.
     pub sleepers: Vec<(std::thread::Thread, Lsn)>,
+    /// Tasks awaiting [`super::Durable`] futures, with the LSN each waits for; woken by the
+    /// leader whose sync covers them (all of them on a failure or close).
+    pub wakers: Vec<(std::task::Waker, Lsn)>,
+    /// Highest LSN an async waiter needs durable: the flusher leads a sync while it is above
+    /// the durable point (in every sync mode; nothing else would sync for a future).
+    pub async_demand: Lsn,
     /// Waiters the last synced group served.
     pub last_group: usize,
     /// When a forming group stops waiting for the rest of the previous group.
@@ -155,6 +161,8 @@ impl State {
             rollbacks: Vec::new(),
             waiters: 0,
             sleepers: Vec::new(),
+            wakers: Vec::new(),
+            async_demand: Lsn::ZERO,
             last_group: 0,
             group_deadline: None,
             sync_ewma_ns: 0,
@@ -326,8 +334,12 @@ impl Inner {
         self.leader_rounds
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         let wake = self.take_sleepers_to_wake(&mut st, failed);
-        if !wake.is_empty() {
-            MutexGuard::unlocked(&mut st, || wake.iter().for_each(|t| t.unpark()));
+        let tasks = take_wakers(&mut st, failed);
+        if !wake.is_empty() || !tasks.is_empty() {
+            MutexGuard::unlocked(&mut st, || {
+                wake.iter().for_each(|t| t.unpark());
+                tasks.into_iter().for_each(|w| w.wake());
+            });
         }
         st
     }
@@ -665,6 +677,31 @@ impl Inner {
             self.prep_cv.notify_all();
         }
     }
+}
+
+/// The async waiters to wake: those whose LSN is durable now, or all of them after a failure or
+/// once the log is poisoned or closed (each then sees its outcome when polled).
+pub(crate) fn take_wakers(st: &mut State, failed: bool) -> Vec<std::task::Waker> {
+    if st.wakers.is_empty() {
+        return Vec::new();
+    }
+    if failed || st.poisoned.is_some() || st.closed {
+        return std::mem::take(&mut st.wakers)
+            .into_iter()
+            .map(|(w, _)| w)
+            .collect();
+    }
+    let durable = st.durable;
+    let mut out = Vec::new();
+    st.wakers.retain(|(w, lsn)| {
+        if *lsn <= durable {
+            out.push(w.clone());
+            false
+        } else {
+            true
+        }
+    });
+    out
 }
 
 fn fatal(op: &'static str, path: &std::path::Path, e: std::io::Error) -> Error {
