@@ -70,6 +70,57 @@ pub struct Appended {
     generation: u64,
 }
 
+/// The future of [`Wal::durable`]: resolves once its appends are durable.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Durable<'a> {
+    wal: &'a Wal,
+    t: Appended,
+}
+
+impl std::future::Future for Durable<'_> {
+    type Output = Result<()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        use std::task::Poll;
+        let t = self.t;
+        let inner = &*self.wal.inner;
+        // Fast path, as in `wait_durable`: the durable point first, then the generation.
+        if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0
+            && inner.generation_atomic.load(Ordering::Acquire) == t.generation
+        {
+            return Poll::Ready(Ok(()));
+        }
+        let mut st = inner.state.lock();
+        if let Some(e) = st.rolled_back(t.generation, t.last) {
+            return Poll::Ready(Err(e.clone()));
+        }
+        if st.durable >= t.last {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(p) = &st.poisoned {
+            return Poll::Ready(Err(Error::Poisoned { cause: p.clone() }));
+        }
+        if st.closed {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        // Register (once per task: a re-poll replaces its own waker) and ask for a sync.
+        let waker = cx.waker();
+        match st.wakers.iter_mut().find(|(w, _)| w.will_wake(waker)) {
+            Some(slot) => slot.1 = slot.1.max(t.last),
+            None => st.wakers.push((waker.clone(), t.last)),
+        }
+        if t.last > st.async_demand {
+            st.async_demand = t.last;
+            inner.flush_cv.notify_one();
+        }
+        Poll::Pending
+    }
+}
+
 /// What `open` found and did.
 #[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
@@ -354,7 +405,9 @@ impl Wal {
                     .expect("spawn the segment preparer"),
             );
         }
-        if !matches!(self.inner.opts.sync, SyncMode::Always) {
+        // The flusher: syncs on a timer in the batched modes, and on demand for `Durable`
+        // futures in every mode (in `Always` it sleeps until a future asks).
+        {
             let inner = self.inner.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -373,9 +426,10 @@ impl Wal {
     /// Appends one entry. With [`SyncMode::Always`] it returns once the entry is durable;
     /// otherwise once it is queued.
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
-        let t = self.submit(data)?;
+        let (t, st) = self.submit_locked(&[data])?;
         if self.inner.opts.sync == SyncMode::Always {
-            self.wait_durable(&t)?;
+            // Straight on to the wait, without letting go of the lock in between.
+            self.wait_durable_locked(st, &t)?;
         }
         Ok(t.last)
     }
@@ -386,9 +440,10 @@ impl Wal {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        let t = self.submit_batch(entries)?;
+        let entries: Vec<T> = entries.into_iter().collect();
+        let (t, st) = self.submit_locked(&entries)?;
         if self.inner.opts.sync == SyncMode::Always {
-            self.wait_durable(&t)?;
+            self.wait_durable_locked(st, &t)?;
         }
         Ok(t.first..=t.last)
     }
@@ -405,6 +460,14 @@ impl Wal {
         T: AsRef<[u8]>,
     {
         let entries: Vec<T> = entries.into_iter().collect();
+        self.submit_locked(&entries).map(|(t, _)| t)
+    }
+
+    /// Queues entries; returns the ticket and the state lock, still held.
+    fn submit_locked<T: AsRef<[u8]>>(
+        &self,
+        entries: &[T],
+    ) -> Result<(Appended, parking_lot::MutexGuard<'_, State>)> {
         if entries.is_empty() {
             return Err(Error::Invalid("empty batch".into()));
         }
@@ -439,22 +502,32 @@ impl Wal {
         }
         let was_empty = st.queue.is_empty();
         let first = st.next_lsn;
-        let last = st.enqueue_all(&entries, inner.opts.batch_limit());
+        let last = st.enqueue_all(entries, inner.opts.batch_limit());
         let generation = st.generation;
         if was_empty && !matches!(inner.opts.sync, SyncMode::Always) {
             inner.flush_cv.notify_one();
         }
-        Ok(Appended {
-            first,
-            last,
-            generation,
-        })
+        Ok((
+            Appended {
+                first,
+                last,
+                generation,
+            },
+            st,
+        ))
     }
 
     /// Blocks until everything up to `t.last` is durable (joining or leading a group commit).
     pub fn wait_durable(&self, t: &Appended) -> Result<()> {
+        self.wait_durable_locked(self.inner.state.lock(), t)
+    }
+
+    fn wait_durable_locked<'a>(
+        &'a self,
+        mut st: parking_lot::MutexGuard<'a, State>,
+        t: &Appended,
+    ) -> Result<()> {
         let inner = &*self.inner;
-        let mut st = inner.state.lock();
         if t.last > st.durable {
             st.waiters += 1;
         }
@@ -489,7 +562,9 @@ impl Wal {
             // Park until a leader finishes (it unparks every sleeper at once, so woken writers
             // run in parallel instead of queueing on the mutex) or the group deadline passes.
             let round = inner.leader_rounds.load(Ordering::Acquire);
-            st.sleepers.push(std::thread::current());
+            let me = std::thread::current();
+            st.sleepers.retain(|(t, _)| t.id() != me.id());
+            st.sleepers.push((me, t.last));
             drop(st);
             loop {
                 if inner.leader_rounds.load(Ordering::Acquire) != round {
@@ -519,6 +594,24 @@ impl Wal {
             st = inner.state.lock();
         };
         r
+    }
+
+    /// A future that resolves once everything up to `t.last` is durable (or with the error
+    /// that failed it), woken by the group commit that makes it so: the async counterpart of
+    /// [`Self::wait_durable`], for any executor. It never blocks the polling thread on an
+    /// fsync: if no writer is syncing, the log's flusher thread leads one.
+    ///
+    /// ```
+    /// # use paxwal::wal::{Options, SyncMode, Wal};
+    /// # let dir = tempfile::tempdir()?;
+    /// let wal = Wal::open(dir.path(), Options { sync: SyncMode::Never { max_delay: std::time::Duration::from_secs(60) }, ..Options::default() })?;
+    /// let t = wal.submit(b"hello")?;
+    /// let durable = wal.durable(&t); // poll it from any executor
+    /// # drop(durable);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn durable(&self, t: &Appended) -> Durable<'_> {
+        Durable { wal: self, t: *t }
     }
 
     /// True if `t` is durable; never blocks. Errors if it failed (rolled back or poisoned).
@@ -691,7 +784,12 @@ impl Wal {
                 self.sync().map(|_| ())
             }
         };
-        inner.state.lock().closed = true;
+        let tasks = {
+            let mut st = inner.state.lock();
+            st.closed = true;
+            writer::take_wakers(&mut st, true)
+        };
+        tasks.into_iter().for_each(|w| w.wake());
         inner.flush_cv.notify_all();
         inner.durable_cv.notify_all();
         {
@@ -824,15 +922,30 @@ impl Inner {
 
     fn flush_loop(&self) {
         let (delay, sync) = match self.opts.sync {
-            SyncMode::Batched { max_delay } => (max_delay, true),
-            SyncMode::Never { max_delay } => (max_delay, false),
-            SyncMode::Always => return,
+            SyncMode::Batched { max_delay } => (Some(max_delay), true),
+            SyncMode::Never { max_delay } => (Some(max_delay), false),
+            SyncMode::Always => (None, true),
         };
         let mut st = self.state.lock();
         loop {
             if st.closed || st.poisoned.is_some() {
                 return;
             }
+            // Never above the last LSN handed out: a "no space" rollback can take back LSNs a
+            // future asked for (that future then resolves with the error).
+            if st.async_demand.min(st.next_lsn.prev()) > st.durable {
+                // A `Durable` future waits: sync now, whatever the mode.
+                if st.leader {
+                    self.durable_cv.wait(&mut st);
+                } else {
+                    st = self.lead(st, true);
+                }
+                continue;
+            }
+            let Some(delay) = delay else {
+                self.flush_cv.wait(&mut st);
+                continue;
+            };
             let Some(oldest) = st.oldest_queued else {
                 self.flush_cv.wait(&mut st);
                 continue;

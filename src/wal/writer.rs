@@ -5,7 +5,9 @@
 //! LSNs. Whoever needs durability and finds no leader becomes the leader: it takes every queued
 //! batch, writes each as one frame with a single positional write (the last one padded to a
 //! block boundary, so the next sync never rewrites a block holding acknowledged data), calls
-//! `fdatasync` once, publishes the new durable point and wakes every waiter. While it works,
+//! `fdatasync` once, publishes the new durable point and wakes the waiters it served, and the
+//! longest-waiting of the others (who leads the next group), leaving the rest parked: a writer
+//! whose entry missed the sync is not woken only to park again. While it works,
 //! new appends queue up and form the next group. A group forms until as many threads wait as the
 //! previous group served — then the thread that completes it leads at once (it is running, so
 //! no wake-up sits on the critical path) — or until a deadline (`group_wait_max`, and at most
@@ -84,9 +86,15 @@ pub(crate) struct State {
     /// Threads in `wait_durable` whose LSN is not durable yet (a synced leader subtracts the
     /// group it served, so satisfied but still sleeping threads never count as waiting).
     pub waiters: usize,
-    /// Threads parked in `wait_durable`, woken (all at once, in parallel) when a leader
-    /// finishes.
-    pub sleepers: Vec<std::thread::Thread>,
+    /// Threads parked in `wait_durable`, with the LSN each waits for. A leader that finishes
+    /// wakes those its sync satisfied, and one more to lead the next group; the others sleep on.
+    pub sleepers: Vec<(std::thread::Thread, Lsn)>,
+    /// Tasks awaiting [`super::Durable`] futures, with the LSN each waits for; woken by the
+    /// leader whose sync covers them (all of them on a failure or close).
+    pub wakers: Vec<(std::task::Waker, Lsn)>,
+    /// Highest LSN an async waiter needs durable: the flusher leads a sync while it is above
+    /// the durable point (in every sync mode; nothing else would sync for a future).
+    pub async_demand: Lsn,
     /// Waiters the last synced group served.
     pub last_group: usize,
     /// When a forming group stops waiting for the rest of the previous group.
@@ -153,6 +161,8 @@ impl State {
             rollbacks: Vec::new(),
             waiters: 0,
             sleepers: Vec::new(),
+            wakers: Vec::new(),
+            async_demand: Lsn::ZERO,
             last_group: 0,
             group_deadline: None,
             sync_ewma_ns: 0,
@@ -264,6 +274,7 @@ impl Inner {
 
         let mut st = self.state.lock();
         st.leader = false;
+        let failed = result.is_err();
         let written = written.unwrap_or(written_before);
         st.written = written;
         st.stats.frames += batches.len() as u64;
@@ -322,11 +333,44 @@ impl Inner {
             .store(st.durable.0, std::sync::atomic::Ordering::Release);
         self.leader_rounds
             .fetch_add(1, std::sync::atomic::Ordering::Release);
-        let sleepers = std::mem::take(&mut st.sleepers);
-        if !sleepers.is_empty() {
-            MutexGuard::unlocked(&mut st, || sleepers.iter().for_each(|t| t.unpark()));
+        let wake = self.take_sleepers_to_wake(&mut st, failed);
+        let tasks = take_wakers(&mut st, failed);
+        if !wake.is_empty() || !tasks.is_empty() {
+            MutexGuard::unlocked(&mut st, || {
+                wake.iter().for_each(|t| t.unpark());
+                tasks.into_iter().for_each(|w| w.wake());
+            });
         }
         st
+    }
+
+    /// The parked writers a finished leader wakes: every one whose LSN is now durable (all of
+    /// them after a failure: each must see its error), and the longest-waiting of the rest, who
+    /// leads the next group or waits for it to fill. The others stay parked until a later
+    /// leader covers them, so a sync wakes only the threads it served plus one.
+    fn take_sleepers_to_wake(&self, st: &mut State, failed: bool) -> Vec<std::thread::Thread> {
+        if failed || st.poisoned.is_some() || st.closed {
+            return std::mem::take(&mut st.sleepers)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+        }
+        let durable = st.durable;
+        let mut wake = Vec::with_capacity(st.sleepers.len());
+        let mut next = None;
+        st.sleepers.retain(|(t, lsn)| {
+            if *lsn <= durable {
+                wake.push(t.clone());
+                false
+            } else if next.is_none() {
+                next = Some(t.clone());
+                false
+            } else {
+                true
+            }
+        });
+        wake.extend(next);
+        wake
     }
 
     /// Writes the batches as frames; returns the last LSN written and the outcome.
@@ -633,6 +677,31 @@ impl Inner {
             self.prep_cv.notify_all();
         }
     }
+}
+
+/// The async waiters to wake: those whose LSN is durable now, or all of them after a failure or
+/// once the log is poisoned or closed (each then sees its outcome when polled).
+pub(crate) fn take_wakers(st: &mut State, failed: bool) -> Vec<std::task::Waker> {
+    if st.wakers.is_empty() {
+        return Vec::new();
+    }
+    if failed || st.poisoned.is_some() || st.closed {
+        return std::mem::take(&mut st.wakers)
+            .into_iter()
+            .map(|(w, _)| w)
+            .collect();
+    }
+    let durable = st.durable;
+    let mut out = Vec::new();
+    st.wakers.retain(|(w, lsn)| {
+        if *lsn <= durable {
+            out.push(w.clone());
+            false
+        } else {
+            true
+        }
+    });
+    out
 }
 
 fn fatal(op: &'static str, path: &std::path::Path, e: std::io::Error) -> Error {
