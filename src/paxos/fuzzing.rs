@@ -16,7 +16,7 @@ use super::{
     Action, Body, Command, Config, DurableState, Faults, Message, PersistToken, Replica,
     StoreRecord, Value,
 };
-use crate::fuzzing::KnownBugs;
+use crate::types::KnownBugs;
 use crate::types::{Ballot, NodeId, Slot};
 
 struct Bytes<'a>(&'a [u8]);

@@ -14,7 +14,7 @@ use super::recovery::{parse_segment_name, scan, segment_name};
 use super::simdisk::{CrashSpec, SimDisk, TearFill};
 use super::{Options, PlantedBugs, Prealloc, RecoveryMode, SyncMode, Wal};
 use crate::error::Error;
-use crate::fuzzing::KnownBugs;
+use crate::types::KnownBugs;
 use crate::types::{Lsn, SegmentId};
 
 const DIR: &str = "/fuzz";
