@@ -168,6 +168,12 @@ impl AcceptorStore {
         self.wal.wait_durable(t)
     }
 
+    /// The async counterpart of [`Self::wait_durable`]: a future, woken by the group commit,
+    /// that resolves once the records of `t` are durable (see [`crate::wal::Wal::durable`]).
+    pub fn durable(&self, t: &Appended) -> crate::wal::Durable<'_> {
+        self.wal.durable(t)
+    }
+
     /// True if `t` is durable (never blocks).
     pub fn is_durable(&self, t: &Appended) -> Result<bool> {
         self.wal.is_durable(t)

@@ -42,19 +42,44 @@ enum Workload {
     AlwaysWide,
     /// As `Grouped`, with larger segments.
     GroupedWide,
+    /// As `Always`, longer, compacting three times: later segments are recycled files whose
+    /// old frames lie behind the new data.
+    Recycling,
+}
+
+impl Workload {
+    fn steps(self) -> u64 {
+        match self {
+            Workload::Recycling => 110,
+            _ => 48,
+        }
+    }
+
+    /// Compactions: (step, LSN) pairs.
+    fn compactions(self) -> &'static [(u64, u64)] {
+        match self {
+            Workload::Recycling => &[(30, 20), (60, 55), (85, 85)],
+            _ => &[(20, 8)],
+        }
+    }
+
+    /// The highest compaction point: a log may never start beyond it.
+    fn first_bound(self) -> u64 {
+        self.compactions().iter().map(|c| c.1).max().unwrap_or(1)
+    }
 }
 
 fn options(w: Workload, planted: PlantedBugs) -> Options {
     Options {
         sync: match w {
-            Workload::Always | Workload::AlwaysWide => SyncMode::Always,
+            Workload::Always | Workload::AlwaysWide | Workload::Recycling => SyncMode::Always,
             Workload::Grouped | Workload::GroupedWide => SyncMode::Never {
                 max_delay: Duration::from_secs(3600),
             },
         },
         prealloc: Prealloc::Inline,
         segment_bytes: match w {
-            Workload::Always | Workload::Grouped => 64 << 10,
+            Workload::Always | Workload::Grouped | Workload::Recycling => 64 << 10,
             Workload::AlwaysWide | Workload::GroupedWide => 96 << 10,
         },
         batch_bytes_max: 8 << 10,
@@ -71,9 +96,9 @@ fn run(disk: &SimDisk, w: Workload, planted: PlantedBugs) -> u64 {
     };
     let mut acked = 0u64;
     let mut next = 1u64;
-    for i in 0..48u64 {
+    for i in 0..w.steps() {
         let r = match w {
-            Workload::Always | Workload::AlwaysWide => {
+            Workload::Always | Workload::AlwaysWide | Workload::Recycling => {
                 if i % 5 == 4 {
                     let batch: Vec<Vec<u8>> = (next..next + 3).map(payload).collect();
                     wal.append_batch(batch).map(|r| r.end().0)
@@ -108,8 +133,10 @@ fn run(disk: &SimDisk, w: Workload, planted: PlantedBugs) -> u64 {
             }
             Err(_) => return acked,
         }
-        if i == 20 && wal.compact_before(Lsn(8)).is_err() {
-            return acked;
+        for &(step, lsn) in w.compactions() {
+            if i == step && wal.compact_before(Lsn(lsn)).is_err() {
+                return acked;
+            }
         }
     }
     acked
@@ -208,7 +235,7 @@ fn check_inner(image: SimDisk, acked: u64, w: Workload, planted: PlantedBugs) ->
             "acknowledged LSN {acked} lost (log ends at {last})"
         ));
     }
-    if first > 8 {
+    if first > w.first_bound() {
         return Some(format!(
             "log starts at {first}, beyond the compaction point"
         ));
@@ -270,6 +297,7 @@ fn every_crash_image_opens_to_a_prefix_holding_every_acknowledged_entry() {
         Workload::Grouped,
         Workload::AlwaysWide,
         Workload::GroupedWide,
+        Workload::Recycling,
     ] {
         let s = sweep(w, PlantedBugs::default(), 1);
         eprintln!("{w:?}: {} cut points, {} crash images", s.cuts, s.images);
@@ -319,6 +347,46 @@ fn checker_catches_skipped_crc_check() {
             ..PlantedBugs::default()
         },
         Workload::Always,
+    );
+}
+
+#[test]
+fn checker_catches_accepting_a_recycled_files_stale_frames() {
+    assert_caught(
+        PlantedBugs {
+            accept_stale_frames: true,
+            ..PlantedBugs::default()
+        },
+        Workload::Recycling,
+    );
+}
+
+/// The recycling workload really reuses files: fewer segment files are ever created than
+/// segments are used, and recovery of the final image reads stale frames behind the tail.
+#[test]
+fn recycling_workload_reuses_compacted_files() {
+    let disk = SimDisk::new();
+    let acked = run(&disk, Workload::Recycling, PlantedBugs::default());
+    let wal = Wal::open_with(
+        Arc::new(disk.clone()),
+        Path::new(DIR),
+        options(Workload::Recycling, PlantedBugs::default()),
+    )
+    .unwrap();
+    assert!(wal.last_lsn().0 >= acked);
+    assert!(
+        wal.recovery_report().torn.is_none(),
+        "a clean recycled tail read as torn"
+    );
+    let recycled = disk
+        .file_names()
+        .iter()
+        .filter_map(|p| disk.read_file(p))
+        .filter(|b| b.len() > 36 && b[32] & 1 == 1)
+        .count();
+    assert!(
+        recycled >= 1,
+        "no segment of the workload is a recycled file"
     );
 }
 

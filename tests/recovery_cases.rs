@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use paxwal::wal::codec::{FrameHeader, SegmentHeader, DATA_START, FRAME_HEADER_LEN};
+use paxwal::wal::codec::{
+    FrameHeader, SegmentHeader, DATA_START, FRAME_HEADER_LEN, SEGMENT_RECYCLED,
+};
 use paxwal::wal::simdisk::{Faults, SimDisk};
 use paxwal::wal::{Options, Prealloc, RecoveryMode, SyncMode, Wal};
 use paxwal::{Error, Lsn, SegmentId};
@@ -57,6 +59,8 @@ fn frames(disk: &SimDisk, id: u64) -> Vec<(usize, FrameHeader)> {
     let mut pos = DATA_START as usize;
     while pos + FRAME_HEADER_LEN <= b.len() {
         match FrameHeader::decode_header(&b[pos..]) {
+            // A recycled file's stale frames (another segment's) are not this segment's.
+            Ok(h) if h.segment != SegmentId(id) => break,
             Ok(h) => {
                 out.push((pos, h));
                 pos += h.frame_len();
@@ -514,4 +518,129 @@ fn no_space_fails_the_append_clearly_and_loses_nothing() {
     let wal = open(&disk.crash(&Default::default()), RecoveryMode::Strict).unwrap();
     assert_eq!(wal.last_lsn(), Lsn(acked + 1));
     assert_exact(&wal);
+}
+
+/// A log whose active segment is a recycled file: entries 1..=60, with segments 1 and 2
+/// compacted (their files kept for reuse) after LSN 45, so a later segment reuses one of them and
+/// holds stale frames of its old id behind its last frame. Returns the disk and that segment's
+/// id.
+fn build_recycled() -> (SimDisk, u64) {
+    let disk = SimDisk::new();
+    let wal = Wal::open_with(Arc::new(disk.clone()), DIR, opts(RecoveryMode::Strict)).unwrap();
+    for i in 1..=45 {
+        wal.append(&payload(i)).unwrap();
+    }
+    assert_eq!(wal.compact_before(Lsn(29)).unwrap(), 2);
+    for i in 46..=60 {
+        wal.append(&payload(i)).unwrap();
+    }
+    wal.close().unwrap();
+    let last = disk
+        .file_names()
+        .iter()
+        .filter_map(|p| {
+            p.file_name()?
+                .to_str()?
+                .strip_suffix(".seg")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    let h = SegmentHeader::decode(&disk.read_file(&seg(last)).unwrap()).unwrap();
+    assert_eq!(
+        h.flags & SEGMENT_RECYCLED,
+        SEGMENT_RECYCLED,
+        "segment {last} is not recycled"
+    );
+    (disk, last)
+}
+
+/// The first stale frame (a valid header of another segment) behind the last frame of `id`.
+fn stale_frame_after_tail(disk: &SimDisk, id: u64) -> (usize, FrameHeader) {
+    let b = disk.read_file(&seg(id)).unwrap();
+    let (off, h) = *frames(disk, id).last().unwrap();
+    let mut pos = off + h.frame_len();
+    while pos + FRAME_HEADER_LEN <= b.len() {
+        if let Ok(s) = FrameHeader::decode_header(&b[pos..]) {
+            if s.segment != SegmentId(id) {
+                return (pos, s);
+            }
+        }
+        pos += 8;
+    }
+    panic!("no stale frame behind the tail of segment {id}");
+}
+
+#[test]
+fn row_recycled_segment_stale_frames_behind_the_tail_end_the_data() {
+    let (disk, id) = build_recycled();
+    let (_, stale) = stale_frame_after_tail(&disk, id);
+    assert!(stale.segment < SegmentId(id));
+    for mode in MODES {
+        let wal = open(&disk, mode).unwrap();
+        assert_eq!(wal.last_lsn(), Lsn(60), "{mode:?}");
+        assert!(
+            wal.recovery_report().torn.is_none(),
+            "{mode:?}: read as torn"
+        );
+        assert!(wal.recovery_report().corruption.is_none(), "{mode:?}");
+        assert_exact(&wal);
+    }
+    // Appending after reopening goes on from the tail, and the stale frames stay unread.
+    let wal = open(&disk, RecoveryMode::Strict).unwrap();
+    for i in 61..=70 {
+        assert_eq!(wal.append(&payload(i)).unwrap(), Lsn(i));
+    }
+    wal.close().unwrap();
+    let wal = open(&disk, RecoveryMode::Strict).unwrap();
+    assert_eq!(wal.last_lsn(), Lsn(70));
+    assert_exact(&wal);
+}
+
+#[test]
+fn row_recycled_segment_torn_header_over_a_stale_frame_is_a_torn_tail() {
+    // A new frame's header torn over a stale frame of the same length: the stale frame's own
+    // trailer still matches its own stored crc, so without the recycled segment's trailer key
+    // the mixed header would look whole, and be taken for damage.
+    for mode in MODES {
+        let (disk, id) = build_recycled();
+        let (at, _) = stale_frame_after_tail(&disk, id);
+        edit(&disk, id, |b| {
+            b[at + 8..at + 16].copy_from_slice(&id.to_le_bytes())
+        });
+        match (mode, open(&disk, mode)) {
+            (RecoveryMode::Strict, Err(Error::TornTail { .. })) => {}
+            (RecoveryMode::Strict, r) => panic!("strict: {:?}", r.map(|w| w.last_lsn())),
+            (_, Ok(wal)) => {
+                assert_eq!(wal.last_lsn(), Lsn(60), "{mode:?}");
+                assert!(
+                    wal.recovery_report().torn.is_some(),
+                    "{mode:?}: {:?}",
+                    wal.recovery_report()
+                );
+                assert_exact(&wal);
+            }
+            (_, Err(e)) => panic!("{mode:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn row_recycled_segment_bit_flip_in_last_acknowledged_frame_is_still_damage() {
+    for mode in MODES {
+        let (disk, id) = build_recycled();
+        let (off, _) = *frames(&disk, id).last().unwrap();
+        edit(&disk, id, |b| b[off + 500] ^= 0x01);
+        match mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                expect_corruption(open(&disk, mode), id)
+            }
+            _ => {
+                let wal = open(&disk, mode).unwrap();
+                assert_eq!(wal.last_lsn(), Lsn(59), "{mode:?}");
+                assert_exact(&wal);
+            }
+        }
+    }
 }

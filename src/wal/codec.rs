@@ -83,7 +83,8 @@ pub fn align_up(x: u64, to: u64) -> u64 {
 /// 12 u32     header length (64)
 /// 16 u64     segment id (must match the file name)
 /// 24 u64     segment size in bytes (the file's preallocated length)
-/// 32 [u8;28] reserved, zero
+/// 32 u32     flags (bit 0: SEGMENT_RECYCLED)
+/// 36 [u8;24] reserved, zero
 /// 60 u32     crc32 of bytes 0..60
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +95,13 @@ pub struct SegmentHeader {
     pub id: SegmentId,
     /// The file's allocated length.
     pub segment_bytes: u64,
+    /// Flags ([`SEGMENT_RECYCLED`]).
+    pub flags: u32,
 }
+
+/// Segment header flag: the file is a recycled segment, so the bytes behind its last valid frame
+/// are stale frames of the segment it used to be (recovery reads them as the end of the data).
+pub const SEGMENT_RECYCLED: u32 = 1;
 
 /// Why a segment header did not decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +121,7 @@ impl SegmentHeader {
         out[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
         out[16..24].copy_from_slice(&self.id.0.to_le_bytes());
         out[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
+        out[32..36].copy_from_slice(&self.flags.to_le_bytes());
         let crc = crc32fast::hash(&out[0..60]);
         out[60..64].copy_from_slice(&crc.to_le_bytes());
     }
@@ -134,6 +142,7 @@ impl SegmentHeader {
             version,
             id: SegmentId(u64_at(b, 16)),
             segment_bytes: u64_at(b, 24),
+            flags: u32_at(b, 32),
         })
     }
 }
@@ -188,7 +197,25 @@ pub fn frame_len(payload_len: usize) -> usize {
 
 /// The trailer value for a header crc.
 pub fn trailer(header_crc: u32) -> u64 {
-    (u64::from(header_crc) << 32) | u64::from(!header_crc)
+    trailer_keyed(header_crc, 0)
+}
+
+/// A frame's trailer in a segment with trailer key `key` (0 in a fresh segment; see
+/// [`trailer_key`]): `(x << 32) | !x` with `x = header crc ^ key`, never zero.
+pub fn trailer_keyed(header_crc: u32, key: u32) -> u64 {
+    let x = header_crc ^ key;
+    (u64::from(x) << 32) | u64::from(!x)
+}
+
+/// The trailer key of a segment: 0 in a fresh one; in a recycled one a non-zero value derived
+/// from its id, so a frame the file held before (whose trailer matches its own stored header
+/// crc) never looks whole when part of a new header is torn over its old one.
+pub fn trailer_key(flags: u32, id: SegmentId) -> u32 {
+    if flags & SEGMENT_RECYCLED == 0 {
+        return 0;
+    }
+    let v = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((v >> 32) as u32 ^ v as u32) | 1
 }
 
 /// How a frame failed to decode.
@@ -279,9 +306,19 @@ impl FrameHeader {
     /// header and holds at least [`FrameHeader::frame_len`] bytes; `file_offset` is where the
     /// frame starts in its file (to find sector boundaries).
     pub fn check_body(&self, frame: &[u8], file_offset: u64) -> Result<(), FrameError> {
+        self.check_body_keyed(frame, file_offset, 0)
+    }
+
+    /// [`Self::check_body`] in a segment whose trailer key is `key` ([`trailer_key`]).
+    pub fn check_body_keyed(
+        &self,
+        frame: &[u8],
+        file_offset: u64,
+        key: u32,
+    ) -> Result<(), FrameError> {
         let payload_end = FRAME_HEADER_LEN + self.payload_len as usize;
         let flen = self.frame_len();
-        let trailer_ok = u64_at(frame, flen - TRAILER_LEN) == trailer(self.header_crc)
+        let trailer_ok = u64_at(frame, flen - TRAILER_LEN) == trailer_keyed(self.header_crc, key)
             && frame[payload_end..flen - TRAILER_LEN]
                 .iter()
                 .all(|&x| x == 0);
@@ -375,6 +412,11 @@ impl Seal {
 
 /// A complete seal frame (header, payload, padding, trailer).
 pub fn seal_frame(segment: SegmentId, seal: Seal, durable_lsn: Lsn) -> Vec<u8> {
+    seal_frame_keyed(segment, seal, durable_lsn, 0)
+}
+
+/// [`seal_frame`] for a segment whose trailer key is `key` ([`trailer_key`]).
+pub fn seal_frame_keyed(segment: SegmentId, seal: Seal, durable_lsn: Lsn, key: u32) -> Vec<u8> {
     let payload = seal.encode();
     let mut out = vec![0u8; frame_len(SEAL_PAYLOAD_LEN)];
     out[FRAME_HEADER_LEN..FRAME_HEADER_LEN + SEAL_PAYLOAD_LEN].copy_from_slice(&payload);
@@ -392,7 +434,7 @@ pub fn seal_frame(segment: SegmentId, seal: Seal, durable_lsn: Lsn) -> Vec<u8> {
     let (head, rest) = out.split_at_mut(FRAME_HEADER_LEN);
     let hcrc = h.encode(head, &rest[..SEAL_PAYLOAD_LEN]);
     let n = out.len();
-    out[n - TRAILER_LEN..].copy_from_slice(&trailer(hcrc).to_le_bytes());
+    out[n - TRAILER_LEN..].copy_from_slice(&trailer_keyed(hcrc, key).to_le_bytes());
     out
 }
 
@@ -546,6 +588,7 @@ mod tests {
             version: FORMAT_VERSION,
             id: SegmentId(7),
             segment_bytes: 1 << 20,
+            flags: SEGMENT_RECYCLED,
         };
         h.encode(&mut b);
         assert_eq!(SegmentHeader::decode(&b), Ok(h));

@@ -56,6 +56,8 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Frames written.
     pub frames: u64,
+    /// Segments that reused a compacted segment's file instead of a new one.
+    pub segments_recycled: u64,
 }
 
 /// A handle on queued appends: wait for it with [`Wal::wait_durable`].
@@ -66,6 +68,57 @@ pub struct Appended {
     /// Last LSN assigned.
     pub last: Lsn,
     generation: u64,
+}
+
+/// The future of [`Wal::durable`]: resolves once its appends are durable.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Durable<'a> {
+    wal: &'a Wal,
+    t: Appended,
+}
+
+impl std::future::Future for Durable<'_> {
+    type Output = Result<()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        use std::task::Poll;
+        let t = self.t;
+        let inner = &*self.wal.inner;
+        // Fast path, as in `wait_durable`: the durable point first, then the generation.
+        if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0
+            && inner.generation_atomic.load(Ordering::Acquire) == t.generation
+        {
+            return Poll::Ready(Ok(()));
+        }
+        let mut st = inner.state.lock();
+        if let Some(e) = st.rolled_back(t.generation, t.last) {
+            return Poll::Ready(Err(e.clone()));
+        }
+        if st.durable >= t.last {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(p) = &st.poisoned {
+            return Poll::Ready(Err(Error::Poisoned { cause: p.clone() }));
+        }
+        if st.closed {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        // Register (once per task: a re-poll replaces its own waker) and ask for a sync.
+        let waker = cx.waker();
+        match st.wakers.iter_mut().find(|(w, _)| w.will_wake(waker)) {
+            Some(slot) => slot.1 = slot.1.max(t.last),
+            None => st.wakers.push((waker.clone(), t.last)),
+        }
+        if t.last > st.async_demand {
+            st.async_demand = t.last;
+            inner.flush_cv.notify_one();
+        }
+        Poll::Pending
+    }
 }
 
 /// What `open` found and did.
@@ -100,6 +153,8 @@ pub(crate) struct Inner {
     pub generation_atomic: std::sync::atomic::AtomicU64,
     /// Leader rounds finished; parked waiters wake when it moves.
     pub leader_rounds: std::sync::atomic::AtomicU64,
+    /// Segments prepared by reusing a compacted file.
+    pub recycled: std::sync::atomic::AtomicU64,
 }
 
 /// A segmented, checksummed write-ahead log. `Send + Sync`: many threads append at once.
@@ -125,13 +180,7 @@ impl Wal {
             vfs.create_dir_all(&dir)
                 .map_err(|e| Error::io("create dir", &dir, e))?;
         }
-        let a = analyze(
-            &*vfs,
-            &dir,
-            opts.recovery,
-            writable,
-            opts.planted.skip_crc_check,
-        )?;
+        let a = analyze(&*vfs, &dir, opts.recovery, writable, opts.planted)?;
         match opts.recovery {
             RecoveryMode::Strict => {
                 if let Some(c) = a.corruption.clone() {
@@ -220,6 +269,7 @@ impl Wal {
                 index: RwLock::new(s.offsets),
                 sealed: s.sealed.into(),
                 segment_bytes: s.header.segment_bytes,
+                trailer_key: codec::trailer_key(s.header.flags, s.id),
             }));
         }
         let state = State::new(next_lsn);
@@ -271,6 +321,7 @@ impl Wal {
             durable_atomic: Default::default(),
             generation_atomic: Default::default(),
             leader_rounds: Default::default(),
+            recycled: Default::default(),
         };
         let active = match inner_active {
             Some(a) => a,
@@ -288,6 +339,7 @@ impl Wal {
                     index: RwLock::new(Vec::new()),
                     sealed: false.into(),
                     segment_bytes: opts.segment_bytes,
+                    trailer_key: p.trailer_key,
                 });
                 segments.push(seg.clone());
                 Active {
@@ -353,7 +405,9 @@ impl Wal {
                     .expect("spawn the segment preparer"),
             );
         }
-        if !matches!(self.inner.opts.sync, SyncMode::Always) {
+        // The flusher: syncs on a timer in the batched modes, and on demand for `Durable`
+        // futures in every mode (in `Always` it sleeps until a future asks).
+        {
             let inner = self.inner.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -372,9 +426,10 @@ impl Wal {
     /// Appends one entry. With [`SyncMode::Always`] it returns once the entry is durable;
     /// otherwise once it is queued.
     pub fn append(&self, data: &[u8]) -> Result<Lsn> {
-        let t = self.submit(data)?;
+        let (t, st) = self.submit_locked(&[data])?;
         if self.inner.opts.sync == SyncMode::Always {
-            self.wait_durable(&t)?;
+            // Straight on to the wait, without letting go of the lock in between.
+            self.wait_durable_locked(st, &t)?;
         }
         Ok(t.last)
     }
@@ -385,9 +440,10 @@ impl Wal {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        let t = self.submit_batch(entries)?;
+        let entries: Vec<T> = entries.into_iter().collect();
+        let (t, st) = self.submit_locked(&entries)?;
         if self.inner.opts.sync == SyncMode::Always {
-            self.wait_durable(&t)?;
+            self.wait_durable_locked(st, &t)?;
         }
         Ok(t.first..=t.last)
     }
@@ -404,6 +460,14 @@ impl Wal {
         T: AsRef<[u8]>,
     {
         let entries: Vec<T> = entries.into_iter().collect();
+        self.submit_locked(&entries).map(|(t, _)| t)
+    }
+
+    /// Queues entries; returns the ticket and the state lock, still held.
+    fn submit_locked<T: AsRef<[u8]>>(
+        &self,
+        entries: &[T],
+    ) -> Result<(Appended, parking_lot::MutexGuard<'_, State>)> {
         if entries.is_empty() {
             return Err(Error::Invalid("empty batch".into()));
         }
@@ -438,22 +502,32 @@ impl Wal {
         }
         let was_empty = st.queue.is_empty();
         let first = st.next_lsn;
-        let last = st.enqueue_all(&entries, inner.opts.batch_limit());
+        let last = st.enqueue_all(entries, inner.opts.batch_limit());
         let generation = st.generation;
         if was_empty && !matches!(inner.opts.sync, SyncMode::Always) {
             inner.flush_cv.notify_one();
         }
-        Ok(Appended {
-            first,
-            last,
-            generation,
-        })
+        Ok((
+            Appended {
+                first,
+                last,
+                generation,
+            },
+            st,
+        ))
     }
 
     /// Blocks until everything up to `t.last` is durable (joining or leading a group commit).
     pub fn wait_durable(&self, t: &Appended) -> Result<()> {
+        self.wait_durable_locked(self.inner.state.lock(), t)
+    }
+
+    fn wait_durable_locked<'a>(
+        &'a self,
+        mut st: parking_lot::MutexGuard<'a, State>,
+        t: &Appended,
+    ) -> Result<()> {
         let inner = &*self.inner;
-        let mut st = inner.state.lock();
         if t.last > st.durable {
             st.waiters += 1;
         }
@@ -488,7 +562,9 @@ impl Wal {
             // Park until a leader finishes (it unparks every sleeper at once, so woken writers
             // run in parallel instead of queueing on the mutex) or the group deadline passes.
             let round = inner.leader_rounds.load(Ordering::Acquire);
-            st.sleepers.push(std::thread::current());
+            let me = std::thread::current();
+            st.sleepers.retain(|(t, _)| t.id() != me.id());
+            st.sleepers.push((me, t.last));
             drop(st);
             loop {
                 if inner.leader_rounds.load(Ordering::Acquire) != round {
@@ -518,6 +594,24 @@ impl Wal {
             st = inner.state.lock();
         };
         r
+    }
+
+    /// A future that resolves once everything up to `t.last` is durable (or with the error
+    /// that failed it), woken by the group commit that makes it so: the async counterpart of
+    /// [`Self::wait_durable`], for any executor. It never blocks the polling thread on an
+    /// fsync: if no writer is syncing, the log's flusher thread leads one.
+    ///
+    /// ```
+    /// # use paxwal::wal::{Options, SyncMode, Wal};
+    /// # let dir = tempfile::tempdir()?;
+    /// let wal = Wal::open(dir.path(), Options { sync: SyncMode::Never { max_delay: std::time::Duration::from_secs(60) }, ..Options::default() })?;
+    /// let t = wal.submit(b"hello")?;
+    /// let durable = wal.durable(&t); // poll it from any executor
+    /// # drop(durable);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn durable(&self, t: &Appended) -> Durable<'_> {
+        Durable { wal: self, t: *t }
     }
 
     /// True if `t` is durable; never blocks. Errors if it failed (rolled back or poisoned).
@@ -619,7 +713,9 @@ impl Wal {
 
     /// Counters since open.
     pub fn stats(&self) -> Stats {
-        self.inner.state.lock().stats
+        let mut s = self.inner.state.lock().stats;
+        s.segments_recycled = self.inner.recycled.load(Ordering::Relaxed);
+        s
     }
 
     /// The directory the log lives in.
@@ -653,10 +749,15 @@ impl Wal {
                 first_lsn: segs[n].first_lsn,
             },
         )?;
-        inner.segments.write().drain(..n);
-        for s in &segs[..n] {
-            if let Err(e) = inner.vfs.remove(&s.path) {
-                tracing::warn!(path = %s.path.display(), error = %e, "removing a compacted segment failed; the next open deletes it");
+        let removed: Vec<Arc<Segment>> = inner.segments.write().drain(..n).collect();
+        drop(segs);
+        for s in removed {
+            let path = s.path.clone();
+            if inner.keep_for_reuse(s) {
+                continue;
+            }
+            if let Err(e) = inner.vfs.remove(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing a compacted segment failed; the next open deletes it");
             }
         }
         inner
@@ -683,7 +784,12 @@ impl Wal {
                 self.sync().map(|_| ())
             }
         };
-        inner.state.lock().closed = true;
+        let tasks = {
+            let mut st = inner.state.lock();
+            st.closed = true;
+            writer::take_wakers(&mut st, true)
+        };
+        tasks.into_iter().for_each(|w| w.wake());
         inner.flush_cv.notify_all();
         inner.durable_cv.notify_all();
         {
@@ -782,21 +888,64 @@ impl Inner {
             durable_atomic: std::sync::atomic::AtomicU64::new(durable),
             generation_atomic: Default::default(),
             leader_rounds: Default::default(),
+            recycled: Default::default(),
         }
     }
 
     /// Background writer for `Batched` (write + sync) and `Never` (write only) modes.
+    /// Keeps a compacted segment's file for reuse as a later segment, if recycling is on, the
+    /// pool has room, the file has the current segment size, and nothing else holds the segment
+    /// or its map (an [`Entry`] read earlier keeps its bytes: a reused file is overwritten).
+    fn keep_for_reuse(&self, seg: Arc<Segment>) -> bool {
+        if !self.opts.recycle || self.opts.read_only {
+            return false;
+        }
+        let Ok(seg) = Arc::try_unwrap(seg) else {
+            return false;
+        };
+        if seg.segment_bytes != self.opts.segment_bytes
+            || seg.map.as_ref().is_some_and(|m| Arc::strong_count(m) > 1)
+        {
+            return false;
+        }
+        let mut p = self.prep.lock();
+        if p.recycle.len() >= writer::RECYCLE_POOL || p.shutdown {
+            return false;
+        }
+        let Segment {
+            path, file, map, ..
+        } = seg;
+        drop(map);
+        p.recycle.push(writer::Recyclable { path, file });
+        true
+    }
+
     fn flush_loop(&self) {
         let (delay, sync) = match self.opts.sync {
-            SyncMode::Batched { max_delay } => (max_delay, true),
-            SyncMode::Never { max_delay } => (max_delay, false),
-            SyncMode::Always => return,
+            SyncMode::Batched { max_delay } => (Some(max_delay), true),
+            SyncMode::Never { max_delay } => (Some(max_delay), false),
+            SyncMode::Always => (None, true),
         };
         let mut st = self.state.lock();
         loop {
             if st.closed || st.poisoned.is_some() {
                 return;
             }
+            // Never above the last LSN handed out: a "no space" rollback can take back LSNs a
+            // future asked for (that future then resolves with the error).
+            if st.async_demand.min(st.next_lsn.prev()) > st.durable {
+                // A `Durable` future waits: sync now, whatever the mode.
+                if st.leader {
+                    self.durable_cv.wait(&mut st);
+                } else {
+                    st = self.lead(st, true);
+                }
+                continue;
+            }
+            let Some(delay) = delay else {
+                self.flush_cv.wait(&mut st);
+                continue;
+            };
             let Some(oldest) = st.oldest_queued else {
                 self.flush_cv.wait(&mut st);
                 continue;
@@ -827,6 +976,7 @@ impl Segment {
             index: RwLock::new(Vec::new()),
             sealed: true.into(),
             segment_bytes: 0,
+            trailer_key: 0,
         }
     }
 }

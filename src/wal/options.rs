@@ -66,6 +66,11 @@ pub struct Options {
     pub zero_fill: bool,
     /// Where segment preparation runs.
     pub prealloc: Prealloc,
+    /// Reuse segment files deleted by compaction as the next segments (their header rewritten
+    /// with the new segment id; their old frames, bound to the old id, never read as valid)
+    /// instead of writing new files. A reused file costs one header write and two syncs instead
+    /// of `segment_bytes` of zeros.
+    pub recycle: bool,
     /// A frame (one group-commit batch) holds at most this many payload bytes (an entry larger
     /// than this gets a frame of its own).
     pub batch_bytes_max: usize,
@@ -92,6 +97,9 @@ pub struct PlantedBugs {
     pub skip_crc_check: bool,
     /// Do not fsync the directory after creating a segment.
     pub no_dir_sync: bool,
+    /// Recovery accepts a checksum-valid frame of another segment (a recycled file's old
+    /// frames) as if it were this segment's.
+    pub accept_stale_frames: bool,
 }
 
 impl Default for Options {
@@ -102,6 +110,7 @@ impl Default for Options {
             segment_bytes: 64 << 20,
             zero_fill: true,
             prealloc: Prealloc::default(),
+            recycle: true,
             batch_bytes_max: 1 << 20,
             queue_bytes_max: 64 << 20,
             group_wait_max: Duration::from_micros(200),

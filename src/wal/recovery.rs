@@ -16,6 +16,20 @@
 //!
 //! Otherwise the failed frame and everything after it were never acknowledged: a torn tail.
 //!
+//! # Recycled segments
+//!
+//! A segment file reused after compaction (header flag `SEGMENT_RECYCLED`) still holds the
+//! frames of the segment it was, behind the new data. Each names the old segment id, which both
+//! of its checksums cover, so none is ever valid here. A scan that stops at something that is
+//! not this segment's own frame (its id field names another segment, or no magic at all), with
+//! no frame of this segment after it, has reached the end of the data, exactly as zeros end a
+//! fresh file. Frames of a recycled segment also carry a trailer keyed by the segment's id
+//! (`trailer_key`): a new header torn over an old frame's header never looks "visibly whole"
+//! by the old frame's own trailer, so that tear stays a torn tail, not damage. What recycling
+//! gives up: a write whose sectors reached the disk out of order, leaving an old sector inside
+//! an otherwise whole frame, reads as damage (a fresh file shows a zero sector there, read as
+//! torn); recovery then refuses in the default mode instead of truncating.
+//!
 //! # The case table (one test per row in `tests/recovery_cases.rs`)
 //!
 //! | situation                                   | strict    | tolerate-torn-tail (default) | point-in-time           | skip-corrupted               |
@@ -32,13 +46,17 @@
 //! | segment-named file with data, header fails its checks (junk, not provably paxwal's) | error | error | keep, move aside as `.foreign` | keep, move aside as `.foreign` |
 //! | newer format version                        | error     | error                        | error                   | error                        |
 //! | `*.tmp` files, segments below META's first  | delete    | delete                       | delete                  | delete                       |
+//! | recycled segment: stale frames behind the tail | open   | open                         | open                    | open                         |
+//! | recycled segment: new header torn over a stale frame | error (torn) | truncate         | truncate                | truncate                     |
+//! | recycled segment: bit flip in the last acknowledged frame | error | error               | truncate there          | truncate there               |
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::codec::{
-    align_up, frame_len, records, trailer, FrameError, FrameHeader, HeaderError, Meta, Seal,
-    SegmentHeader, BLOCK, DATA_START, FRAME_HEADER_LEN, FRAME_MAGIC, KIND_SEAL, TRAILER_LEN,
+    align_up, frame_len, records, trailer_key, trailer_keyed, FrameError, FrameHeader, HeaderError,
+    Meta, Seal, SegmentHeader, BLOCK, DATA_START, FRAME_HEADER_LEN, FRAME_MAGIC, KIND_SEAL,
+    SEGMENT_RECYCLED, TRAILER_LEN,
 };
 use super::io::{MappedBytes, OpenMode, Vfs, VfsFile};
 use super::segment::SKIPPED;
@@ -104,7 +122,7 @@ pub struct Scan {
     pub skipped: Vec<(Lsn, Lsn)>,
 }
 
-fn bad_header_is_torn(bytes: &[u8], at: usize) -> bool {
+fn bad_header_is_torn(bytes: &[u8], at: usize, key: u32) -> bool {
     // A header that fails its checks is a torn write unless the frame it describes is visibly
     // whole: magic intact and the trailer that the stored header crc predicts is in place.
     let b = &bytes[at..];
@@ -119,17 +137,17 @@ fn bad_header_is_torn(bytes: &[u8], at: usize) -> bool {
     }
     let mut t = [0u8; 8];
     t.copy_from_slice(&b[flen - TRAILER_LEN..flen]);
-    u64::from_le_bytes(t) != trailer(stored_crc)
+    u64::from_le_bytes(t) != trailer_keyed(stored_crc, key)
 }
 
 /// A valid frame at `at`, if there is one.
-fn valid_frame_at(bytes: &[u8], at: usize, id: SegmentId) -> Option<FrameHeader> {
+fn valid_frame_at(bytes: &[u8], at: usize, id: SegmentId, key: u32) -> Option<FrameHeader> {
     let h = FrameHeader::decode_header(&bytes[at..]).ok()?;
     let end = at + h.frame_len();
     if h.segment != id || end > bytes.len() {
         return None;
     }
-    h.check_body(&bytes[at..end], at as u64).ok()?;
+    h.check_body_keyed(&bytes[at..end], at as u64, key).ok()?;
     Some(h)
 }
 
@@ -138,22 +156,34 @@ fn frames_after(
     bytes: &[u8],
     from: usize,
     id: SegmentId,
+    key: u32,
 ) -> impl Iterator<Item = (usize, FrameHeader)> + '_ {
     let start = align_up(from as u64 + 1, 8) as usize;
     (start..bytes.len().saturating_sub(FRAME_HEADER_LEN))
         .step_by(8)
         .filter(move |&q| bytes[q..q + 4] == FRAME_MAGIC.to_le_bytes())
-        .filter_map(move |q| valid_frame_at(bytes, q, id).map(|h| (q, h)))
+        .filter_map(move |q| valid_frame_at(bytes, q, id, key).map(|h| (q, h)))
 }
 
 /// Scans one segment file's bytes.
 pub fn scan(bytes: &[u8], id: SegmentId, skip_corrupted: bool) -> Scan {
-    scan_with(bytes, id, skip_corrupted, false)
+    scan_with(bytes, id, skip_corrupted, super::PlantedBugs::default())
 }
 
-/// [`scan`], optionally with the planted bug "accept frames without checking checksums".
-pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_crc: bool) -> Scan {
+/// [`scan`], optionally with the planted bugs "accept frames without checking checksums" and
+/// "accept a recycled file's stale frames".
+pub(crate) fn scan_with(
+    bytes: &[u8],
+    id: SegmentId,
+    skip_corrupted: bool,
+    planted: super::PlantedBugs,
+) -> Scan {
+    let no_crc = planted.skip_crc_check;
     let header = SegmentHeader::decode(bytes);
+    let recycled = header
+        .as_ref()
+        .is_ok_and(|h| h.flags & SEGMENT_RECYCLED != 0);
+    let key = header.as_ref().map_or(0, |h| trailer_key(h.flags, id));
     let mut s = Scan {
         header,
         first_lsn: None,
@@ -167,6 +197,7 @@ pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_cr
     let len = bytes.len();
     let mut pos = DATA_START as usize;
     let mut expected: Option<Lsn> = None;
+    let mut stop_ours = false;
     loop {
         if pos + FRAME_HEADER_LEN > len {
             s.stop = Stop::End { at: pos as u64 };
@@ -189,16 +220,28 @@ pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_cr
                 break;
             }
             Err(_) => (
-                bad_header_is_torn(bytes, pos),
+                bad_header_is_torn(bytes, pos, key),
                 "frame header fails its checks".to_owned(),
                 None,
+                // A header that fails its checks is this segment's own (a torn or damaged
+                // write) when the id field still names it; in a recycled file anything else is
+                // what the file held before.
+                bytes.len() >= pos + 16
+                    && u64::from_le_bytes(bytes[pos + 8..pos + 16].try_into().unwrap_or_default())
+                        == id.0,
             ),
             Ok(h) => {
                 let lsns = Some((h.first_lsn, Lsn(h.first_lsn.0 + u64::from(h.count)).prev()));
                 let flen = h.frame_len();
-                if h.segment != id {
-                    (true, format!("stale frame of segment {}", h.segment), lsns)
-                } else if expected.is_some_and(|e| h.first_lsn != e) {
+                let stale_ok = planted.accept_stale_frames && h.segment != id;
+                if h.segment != id && !stale_ok {
+                    (
+                        true,
+                        format!("stale frame of segment {}", h.segment),
+                        lsns,
+                        false,
+                    )
+                } else if !stale_ok && expected.is_some_and(|e| h.first_lsn != e) {
                     (
                         true,
                         format!(
@@ -207,20 +250,38 @@ pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_cr
                             expected.unwrap_or_default()
                         ),
                         lsns,
+                        true,
                     )
                 } else if pos + flen > len {
-                    (true, "frame runs past the end of the file".to_owned(), lsns)
+                    (
+                        true,
+                        "frame runs past the end of the file".to_owned(),
+                        lsns,
+                        true,
+                    )
                 } else {
                     let body = if no_crc {
                         Ok(())
                     } else {
-                        h.check_body(&bytes[pos..pos + flen], pos as u64)
+                        let frame = &bytes[pos..pos + flen];
+                        if stale_ok {
+                            // The planted bug: the stale frame checked with its own key.
+                            h.check_body(frame, pos as u64).or_else(|_| {
+                                h.check_body_keyed(
+                                    frame,
+                                    pos as u64,
+                                    trailer_key(SEGMENT_RECYCLED, h.segment),
+                                )
+                            })
+                        } else {
+                            h.check_body_keyed(frame, pos as u64, key)
+                        }
                     };
                     match body {
                         Err(FrameError::BadBody { torn }) => {
-                            (torn, "frame checksum mismatch".to_owned(), lsns)
+                            (torn, "frame checksum mismatch".to_owned(), lsns, true)
                         }
-                        Err(_) => (true, "frame body fails its checks".to_owned(), lsns),
+                        Err(_) => (true, "frame body fails its checks".to_owned(), lsns, true),
                         Ok(()) => {
                             if expected.is_none() {
                                 s.first_lsn = Some(h.first_lsn);
@@ -242,9 +303,9 @@ pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_cr
                 }
             }
         };
-        let (torn, reason, lsns) = failure;
+        let (torn, reason, lsns, ours) = failure;
         if skip_corrupted {
-            let resync = frames_after(bytes, pos, id)
+            let resync = frames_after(bytes, pos, id, key)
                 .find(|(_, h)| expected.is_none_or(|e| h.first_lsn >= e));
             if let Some((q, h)) = resync {
                 if let Some(e) = expected {
@@ -262,6 +323,7 @@ pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_cr
                 continue;
             }
         }
+        stop_ours = ours;
         s.stop = Stop::Bad {
             at: pos as u64,
             torn,
@@ -275,9 +337,19 @@ pub(crate) fn scan_with(bytes: &[u8], id: SegmentId, skip_corrupted: bool, no_cr
         Stop::End { at } | Stop::Bad { at, .. } => Some(*at as usize),
     };
     if let Some(from) = from {
-        for (_, h) in frames_after(bytes, from, id) {
+        for (_, h) in frames_after(bytes, from, id, key) {
             s.frames_after_stop = true;
             s.evidence_durable = s.evidence_durable.max(h.durable_lsn);
+        }
+    }
+    // In a recycled file the bytes behind the last frame are the old segment's: a stop at
+    // something that is not this segment's own frame, with no frame of this segment after it,
+    // is the end of the data, exactly as zeros are in a fresh file.
+    if recycled && !s.frames_after_stop {
+        if let Stop::Bad { at, torn: true, .. } = s.stop {
+            if !stop_ours {
+                s.stop = Stop::End { at };
+            }
         }
     }
     s
@@ -379,7 +451,7 @@ fn load(
     id: SegmentId,
     writable: bool,
     skip: bool,
-    no_crc: bool,
+    planted: super::PlantedBugs,
 ) -> Result<Loaded> {
     let mode = if writable {
         OpenMode::ReadWrite
@@ -402,7 +474,7 @@ fn load(
             &owned
         }
     };
-    let scan = scan_with(bytes, id, skip, no_crc);
+    let scan = scan_with(bytes, id, skip, planted);
     let zeros = scan.header.is_err() && bytes.iter().all(|&b| b == 0);
     Ok(Loaded {
         id,
@@ -420,7 +492,7 @@ pub(crate) fn analyze(
     dir: &Path,
     mode: RecoveryMode,
     writable: bool,
-    no_crc: bool,
+    planted: super::PlantedBugs,
 ) -> Result<Analysis> {
     let names = vfs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut a = Analysis {
@@ -498,7 +570,7 @@ pub(crate) fn analyze(
     }
 
     let skip = mode == RecoveryMode::SkipCorrupted;
-    let loaded = load_all(vfs, dir, &ids, writable, skip, no_crc)?;
+    let loaded = load_all(vfs, dir, &ids, writable, skip, planted)?;
     let has_frames: Vec<bool> = loaded.iter().map(|l| l.scan.first_lsn.is_some()).collect();
 
     let mut expected: Option<Lsn> = a.meta.map(|m| m.first_lsn);
@@ -740,7 +812,7 @@ fn load_all(
     ids: &[SegmentId],
     writable: bool,
     skip: bool,
-    no_crc: bool,
+    planted: super::PlantedBugs,
 ) -> Result<Vec<Loaded>> {
     // Segments verify independently; two threads cover this machine's cores.
     let paths: Vec<(SegmentId, PathBuf)> = ids
@@ -753,7 +825,7 @@ fn load_all(
     if paths.len() < 2 || workers == 1 {
         return paths
             .iter()
-            .map(|(id, p)| load(vfs, p, *id, writable, skip, no_crc))
+            .map(|(id, p)| load(vfs, p, *id, writable, skip, planted))
             .collect();
     }
     let mut out: Vec<Option<Result<Loaded>>> = (0..paths.len()).map(|_| None).collect();
@@ -766,7 +838,7 @@ fn load_all(
             s.spawn(move || {
                 for (j, slot) in chunk.iter_mut().enumerate() {
                     let (id, p) = &my[j];
-                    *slot = Some(load(vfs, p, *id, writable, skip, no_crc));
+                    *slot = Some(load(vfs, p, *id, writable, skip, planted));
                 }
             });
             start += n;

@@ -32,6 +32,8 @@ pub(crate) struct Segment {
     pub index: RwLock<Vec<u32>>,
     pub sealed: AtomicBool,
     pub segment_bytes: u64,
+    /// The trailer key of its frames ([`super::codec::trailer_key`]; non-zero if recycled).
+    pub trailer_key: u32,
 }
 
 impl Segment {

@@ -104,7 +104,13 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
 
 /// [`verify`] over any [`Vfs`].
 pub fn verify_with(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
-    let a = analyze(&*vfs, dir, RecoveryMode::TolerateTornTail, false, false)?;
+    let a = analyze(
+        &*vfs,
+        dir,
+        RecoveryMode::TolerateTornTail,
+        false,
+        Default::default(),
+    )?;
     let n = a.segments.len();
     let mut segments = Vec::new();
     for (i, s) in a.segments.iter().enumerate() {

@@ -5,7 +5,9 @@
 //! LSNs. Whoever needs durability and finds no leader becomes the leader: it takes every queued
 //! batch, writes each as one frame with a single positional write (the last one padded to a
 //! block boundary, so the next sync never rewrites a block holding acknowledged data), calls
-//! `fdatasync` once, publishes the new durable point and wakes every waiter. While it works,
+//! `fdatasync` once, publishes the new durable point and wakes the waiters it served, and the
+//! longest-waiting of the others (who leads the next group), leaving the rest parked: a writer
+//! whose entry missed the sync is not woken only to park again. While it works,
 //! new appends queue up and form the next group. A group forms until as many threads wait as the
 //! previous group served — then the thread that completes it leads at once (it is running, so
 //! no wake-up sits on the critical path) — or until a deadline (`group_wait_max`, and at most
@@ -25,9 +27,9 @@ use std::time::Instant;
 use parking_lot::MutexGuard;
 
 use super::codec::{
-    align_up, frame_len, has_zero_sector, seal_frame, trailer, FrameHeader, Seal, SegmentHeader,
-    BLOCK, DATA_START, FLAG_ZERO_SECTOR, FORMAT_VERSION, FRAME_HEADER_LEN, KIND_DATA,
-    RECORD_PREFIX_LEN, SEAL_RESERVE, TRAILER_LEN,
+    align_up, frame_len, has_zero_sector, seal_frame_keyed, trailer_key, trailer_keyed,
+    FrameHeader, Seal, SegmentHeader, BLOCK, DATA_START, FLAG_ZERO_SECTOR, FORMAT_VERSION,
+    FRAME_HEADER_LEN, KIND_DATA, RECORD_PREFIX_LEN, SEAL_RESERVE, SEGMENT_RECYCLED, TRAILER_LEN,
 };
 use super::io::{MappedBytes, OpenMode, VfsFile};
 use super::recovery::segment_name;
@@ -84,9 +86,15 @@ pub(crate) struct State {
     /// Threads in `wait_durable` whose LSN is not durable yet (a synced leader subtracts the
     /// group it served, so satisfied but still sleeping threads never count as waiting).
     pub waiters: usize,
-    /// Threads parked in `wait_durable`, woken (all at once, in parallel) when a leader
-    /// finishes.
-    pub sleepers: Vec<std::thread::Thread>,
+    /// Threads parked in `wait_durable`, with the LSN each waits for. A leader that finishes
+    /// wakes those its sync satisfied, and one more to lead the next group; the others sleep on.
+    pub sleepers: Vec<(std::thread::Thread, Lsn)>,
+    /// Tasks awaiting [`super::Durable`] futures, with the LSN each waits for; woken by the
+    /// leader whose sync covers them (all of them on a failure or close).
+    pub wakers: Vec<(std::task::Waker, Lsn)>,
+    /// Highest LSN an async waiter needs durable: the flusher leads a sync while it is above
+    /// the durable point (in every sync mode; nothing else would sync for a future).
+    pub async_demand: Lsn,
     /// Waiters the last synced group served.
     pub last_group: usize,
     /// When a forming group stops waiting for the rest of the previous group.
@@ -110,12 +118,27 @@ pub(crate) struct Prepared {
     pub path: PathBuf,
     pub file: Arc<dyn VfsFile>,
     pub map: Option<MappedBytes>,
+    /// 0 for a new file; non-zero for a recycled one.
+    pub trailer_key: u32,
 }
+
+/// A compacted segment's file kept for reuse, still under its old name (below META's first
+/// segment, so a crash leaves it to be deleted by the next open).
+#[derive(Debug)]
+pub(crate) struct Recyclable {
+    pub path: PathBuf,
+    pub file: Arc<dyn VfsFile>,
+}
+
+/// At most this many compacted files are kept for reuse; the rest are deleted.
+pub(crate) const RECYCLE_POOL: usize = 2;
 
 /// The preparer's state.
 #[derive(Debug, Default)]
 pub(crate) struct PrepState {
     pub ready: Option<Prepared>,
+    /// Compacted segment files waiting to be reused (newest last).
+    pub recycle: Vec<Recyclable>,
     pub next_id: SegmentId,
     pub error: Option<Error>,
     pub busy: bool,
@@ -138,6 +161,8 @@ impl State {
             rollbacks: Vec::new(),
             waiters: 0,
             sleepers: Vec::new(),
+            wakers: Vec::new(),
+            async_demand: Lsn::ZERO,
             last_group: 0,
             group_deadline: None,
             sync_ewma_ns: 0,
@@ -249,6 +274,7 @@ impl Inner {
 
         let mut st = self.state.lock();
         st.leader = false;
+        let failed = result.is_err();
         let written = written.unwrap_or(written_before);
         st.written = written;
         st.stats.frames += batches.len() as u64;
@@ -307,11 +333,44 @@ impl Inner {
             .store(st.durable.0, std::sync::atomic::Ordering::Release);
         self.leader_rounds
             .fetch_add(1, std::sync::atomic::Ordering::Release);
-        let sleepers = std::mem::take(&mut st.sleepers);
-        if !sleepers.is_empty() {
-            MutexGuard::unlocked(&mut st, || sleepers.iter().for_each(|t| t.unpark()));
+        let wake = self.take_sleepers_to_wake(&mut st, failed);
+        let tasks = take_wakers(&mut st, failed);
+        if !wake.is_empty() || !tasks.is_empty() {
+            MutexGuard::unlocked(&mut st, || {
+                wake.iter().for_each(|t| t.unpark());
+                tasks.into_iter().for_each(|w| w.wake());
+            });
         }
         st
+    }
+
+    /// The parked writers a finished leader wakes: every one whose LSN is now durable (all of
+    /// them after a failure: each must see its error), and the longest-waiting of the rest, who
+    /// leads the next group or waits for it to fill. The others stay parked until a later
+    /// leader covers them, so a sync wakes only the threads it served plus one.
+    fn take_sleepers_to_wake(&self, st: &mut State, failed: bool) -> Vec<std::thread::Thread> {
+        if failed || st.poisoned.is_some() || st.closed {
+            return std::mem::take(&mut st.sleepers)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+        }
+        let durable = st.durable;
+        let mut wake = Vec::with_capacity(st.sleepers.len());
+        let mut next = None;
+        st.sleepers.retain(|(t, lsn)| {
+            if *lsn <= durable {
+                wake.push(t.clone());
+                false
+            } else if next.is_none() {
+                next = Some(t.clone());
+                false
+            } else {
+                true
+            }
+        });
+        wake.extend(next);
+        wake
     }
 
     /// Writes the batches as frames; returns the last LSN written and the outcome.
@@ -357,7 +416,8 @@ impl Inner {
             let (head, payload) = b.buf.split_at_mut(FRAME_HEADER_LEN);
             let hcrc = h.encode(head, payload);
             b.buf.resize(flen - TRAILER_LEN, 0);
-            b.buf.extend_from_slice(&trailer(hcrc).to_le_bytes());
+            b.buf
+                .extend_from_slice(&trailer_keyed(hcrc, active.seg.trailer_key).to_le_bytes());
             let write_len = if sync && i + 1 == n {
                 (align_up(pos + flen as u64, BLOCK) - pos) as usize
             } else {
@@ -393,7 +453,7 @@ impl Inner {
             next_segment: prepared.id,
             next_lsn,
         };
-        let mut frame = seal_frame(active.seg.id, seal, durable_hint);
+        let mut frame = seal_frame_keyed(active.seg.id, seal, durable_hint, active.seg.trailer_key);
         let pos = active.pos;
         frame.resize(
             (align_up(pos + frame.len() as u64, BLOCK) - pos) as usize,
@@ -419,6 +479,7 @@ impl Inner {
             index: Default::default(),
             sealed: Default::default(),
             segment_bytes: self.opts.segment_bytes,
+            trailer_key: prepared.trailer_key,
         });
         self.segments.write().push(seg.clone());
         active.seg = seg;
@@ -452,10 +513,83 @@ impl Inner {
         }
     }
 
+    /// Makes segment `id` ready: a compacted file reused when there is one ([`Self::recycle`]),
+    /// else a new one ([`Self::create`]).
+    pub(crate) fn prepare(&self, id: SegmentId) -> Result<Prepared> {
+        let old = self.prep.lock().recycle.pop();
+        if let Some(old) = old {
+            let from = old.path.clone();
+            match self.recycle(old, id) {
+                Ok(p) => return Ok(p),
+                Err(e) => {
+                    tracing::warn!(from = %from.display(), error = %e, "reusing a compacted segment failed; creating a new one");
+                }
+            }
+        }
+        self.create(id)
+    }
+
+    /// Reuses a compacted segment's file as segment `id`: rename it to `….seg.tmp`, rewrite
+    /// block 0 with the new id and the recycled flag, fsync, rename into place, fsync the
+    /// directory. Its old frames stay behind the header; each names the old segment id, which
+    /// both of its checksums cover, so none is ever read as a frame of segment `id` (recovery
+    /// reads them as the end of the data). A crash leaves the file under its old name (below
+    /// META's first segment: deleted by the next open, whatever its header says), as a
+    /// temporary (deleted), or complete under the new name.
+    fn recycle(&self, old: Recyclable, id: SegmentId) -> Result<Prepared> {
+        let path = self.dir.join(segment_name(id));
+        let tmp = self.dir.join(format!("{}.tmp", segment_name(id)));
+        let _ = self.vfs.remove(&tmp);
+        self.vfs
+            .rename(&old.path, &tmp)
+            .map_err(|e| Error::io("rename", &old.path, e))?;
+        let file = old.file;
+        let r = (|| {
+            let mut block = vec![0u8; BLOCK as usize];
+            SegmentHeader {
+                version: FORMAT_VERSION,
+                id,
+                segment_bytes: self.opts.segment_bytes,
+                flags: SEGMENT_RECYCLED,
+            }
+            .encode(&mut block);
+            file.write_all_at(&block, 0)
+                .map_err(|e| Error::io("write", &tmp, e))?;
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", &tmp, e))?;
+            self.vfs
+                .rename(&tmp, &path)
+                .map_err(|e| Error::io("rename", &path, e))?;
+            if !self.opts.planted.no_dir_sync {
+                self.vfs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+            }
+            file.map().map_err(|e| Error::io("mmap", &path, e))
+        })();
+        match r {
+            Ok(map) => {
+                tracing::debug!(segment = %id, "reused a compacted segment file");
+                self.recycled.fetch_add(1, Ordering::Relaxed);
+                Ok(Prepared {
+                    id,
+                    path,
+                    file,
+                    map,
+                    trailer_key: trailer_key(SEGMENT_RECYCLED, id),
+                })
+            }
+            Err(e) => {
+                let _ = self.vfs.remove(&tmp);
+                Err(e)
+            }
+        }
+    }
+
     /// Creates segment `id`: header, zero fill (or sparse length), fsync, rename into place,
     /// fsync the directory. A crash at any point leaves either no segment or a complete empty
     /// one.
-    pub(crate) fn prepare(&self, id: SegmentId) -> Result<Prepared> {
+    fn create(&self, id: SegmentId) -> Result<Prepared> {
         let path = self.dir.join(segment_name(id));
         let tmp = self.dir.join(format!("{}.tmp", segment_name(id)));
         let _ = self.vfs.remove(&tmp);
@@ -469,6 +603,7 @@ impl Inner {
                 version: FORMAT_VERSION,
                 id,
                 segment_bytes: self.opts.segment_bytes,
+                flags: 0,
             }
             .encode(&mut block);
             file.write_all_at(&block, 0)
@@ -504,6 +639,7 @@ impl Inner {
                 path,
                 file,
                 map,
+                trailer_key: 0,
             }),
             Err(e) => {
                 let _ = self.vfs.remove(&tmp);
@@ -541,6 +677,31 @@ impl Inner {
             self.prep_cv.notify_all();
         }
     }
+}
+
+/// The async waiters to wake: those whose LSN is durable now, or all of them after a failure or
+/// once the log is poisoned or closed (each then sees its outcome when polled).
+pub(crate) fn take_wakers(st: &mut State, failed: bool) -> Vec<std::task::Waker> {
+    if st.wakers.is_empty() {
+        return Vec::new();
+    }
+    if failed || st.poisoned.is_some() || st.closed {
+        return std::mem::take(&mut st.wakers)
+            .into_iter()
+            .map(|(w, _)| w)
+            .collect();
+    }
+    let durable = st.durable;
+    let mut out = Vec::new();
+    st.wakers.retain(|(w, lsn)| {
+        if *lsn <= durable {
+            out.push(w.clone());
+            false
+        } else {
+            true
+        }
+    });
+    out
 }
 
 fn fatal(op: &'static str, path: &std::path::Path, e: std::io::Error) -> Error {
