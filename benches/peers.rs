@@ -1,8 +1,11 @@
 //! Criterion: the same durable-append workloads on paxwal, okaywal 0.3.1 and raft-engine
-//! 0.4.2, plus the raw disk, in one run: every engine of `paxwal::bench::peers::ENGINES` by
-//! the same code (each file of `src/bench/peers/` names the durable-append calls it uses).
-//! `cargo bench --features compare --bench peers`. For the markdown table and chart from
-//! interleaved rounds: `cargo run --release --features compare -- bench --compare`.
+//! 0.4.2 (and RocksDB 8.1.1 through the crate `rocksdb` 0.21.0 with the feature
+//! `compare-rocksdb`), plus the raw disk, in one run: every engine of
+//! `paxwal::bench::peers::ENGINES` by the same code (each file of `src/bench/peers/` names the
+//! durable-append calls it uses). `cargo bench --features compare --bench peers`, or
+//! `--features compare-rocksdb`. For the markdown table and chart from interleaved rounds:
+//! `cargo run --release --features compare-rocksdb -- bench --compare` (or `--features
+//! compare` without RocksDB, which builds in minutes instead of about half an hour).
 
 use std::time::Duration;
 

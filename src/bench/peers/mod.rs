@@ -1,11 +1,13 @@
 //! The peer comparison (feature `compare`): the same durable-append workloads on paxwal,
-//! okaywal 0.3.1, raft-engine 0.4.2 and the raw disk, interleaved rounds, in one run. Behind
-//! `paxwal bench --compare` and `cargo bench --features compare --bench peers`. The peers are
-//! optional dependencies, never part of the library's normal build.
+//! okaywal 0.3.1, raft-engine 0.4.2, with feature `compare-rocksdb` also RocksDB 8.1.1 (crate
+//! `rocksdb` 0.21.0), and the raw disk, interleaved rounds, in one run. Behind `paxwal bench
+//! --compare` and `cargo bench --features compare --bench peers` (`--features compare-rocksdb`
+//! for RocksDB). The peers are optional dependencies, never part of the library's normal build.
 //!
 //! In the manner of redb's `benches/common.rs`: one small trait for an engine under test
 //! ([`Engine`], opening a [`Log`]), one file per engine (`paxwal.rs`, `okaywal.rs`,
-//! `raft_engine.rs`; each names the durable-append calls it uses), and every workload run on
+//! `raft_engine.rs`, `rocksdb.rs`; each names the durable-append calls it uses), and every
+//! workload run on
 //! every engine of [`ENGINES`] by the same code ([`run`], [`reopen`]). Adding a peer is one file
 //! and one line in [`ENGINES`]. The raw disk is the raw-disk probe
 //! [`write_sync_loop`](super::raw::write_sync_loop): `pwrite` + `fdatasync` of the same bytes
@@ -16,6 +18,8 @@
 mod okaywal;
 mod paxwal;
 mod raft_engine;
+#[cfg(feature = "compare-rocksdb")]
+mod rocksdb;
 
 macro_rules! outln {
     ($out:expr, $($arg:tt)*) => {{
@@ -35,6 +39,8 @@ use super::raw::{self, Until};
 pub use self::okaywal::OkayWal;
 pub use self::paxwal::Paxwal;
 pub use self::raft_engine::RaftEngine;
+#[cfg(feature = "compare-rocksdb")]
+pub use self::rocksdb::RocksDb;
 
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -113,11 +119,18 @@ pub trait Log: Send + Sync {
 }
 
 /// Every engine the comparison runs, in table order (paxwal first: the ratios are to it).
-pub const ENGINES: [&dyn Engine; 3] = [&Paxwal, &OkayWal, &RaftEngine];
+/// RocksDB is one of them in builds with the feature `compare-rocksdb`.
+pub const ENGINES: &[&dyn Engine] = &[
+    &Paxwal,
+    &OkayWal,
+    &RaftEngine,
+    #[cfg(feature = "compare-rocksdb")]
+    &RocksDb,
+];
 
 /// The engine named `name`, if it is one of [`ENGINES`].
 pub fn engine(name: &str) -> Option<&'static dyn Engine> {
-    ENGINES.into_iter().find(|e| e.name() == name)
+    ENGINES.iter().copied().find(|e| e.name() == name)
 }
 
 /// Runs one workload on one engine: entries/s and per-call p50/p99 µs.
@@ -210,7 +223,7 @@ pub fn table(base: &Path, chart: Option<&Path>) -> Res<String> {
             let rd = base.join(format!("raw-{round}-{wi}"));
             std::fs::create_dir_all(&rd)?;
             let raw_rate = raw(&rd, *w)?;
-            for engine in ENGINES {
+            for &engine in ENGINES {
                 let e = engine.name();
                 let d = base.join(format!("{e}-{round}-{wi}"));
                 let _ = std::fs::remove_dir_all(&d);
@@ -249,12 +262,13 @@ pub fn table(base: &Path, chart: Option<&Path>) -> Res<String> {
         }
     }
     outln!(out,);
+    outln!(out, "{}", best_peer_table(&results, &engines));
     outln!(
         out,
         "| reopen + read all, 64 MiB of 4 KiB entries, warm | result |"
     );
     outln!(out, "|---|---|");
-    for engine in ENGINES {
+    for &engine in ENGINES {
         let e = engine.name();
         let d = base.join(format!("{e}-reopen"));
         let _ = std::fs::remove_dir_all(&d);
@@ -270,14 +284,17 @@ pub fn table(base: &Path, chart: Option<&Path>) -> Res<String> {
             .flat_map(|(wi, _)| engines.iter().map(move |e| (*wi, *e)))
             .map(|k| med(results[&k].iter().map(|r| r.0).collect()))
             .fold(1.0, f64::max);
-        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c"];
-        let mut svg = String::from("<svg xmlns='http://www.w3.org/2000/svg' width='640' height='360' font-family='sans-serif' font-size='12'>\n<text x='20' y='20'>Durable appends/s vs writers (median of 3 rounds)</text>\n");
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
+        let color = |ei: usize| colors[ei % colors.len()];
+        // Each group of bars is 160 px wide, whatever the number of engines.
+        let step = 160.0 / engines.len().max(1) as f64;
+        let mut svg = String::from("<svg xmlns='http://www.w3.org/2000/svg' width='720' height='360' font-family='sans-serif' font-size='12'>\n<text x='20' y='20'>Durable appends/s vs writers (median of 3 rounds)</text>\n");
         for (gi, (wi, label)) in groups.iter().enumerate() {
             for (ei, e) in engines.iter().enumerate() {
                 let v = med(results[&(*wi, *e)].iter().map(|r| r.0).collect());
                 let h = v / max * 260.0;
-                let x = 60.0 + gi as f64 * 190.0 + ei as f64 * 50.0;
-                svg += &format!("<rect x='{x}' y='{:.1}' width='44' height='{h:.1}' fill='{}'/>\n<text x='{x}' y='{:.1}'>{:.0}k</text>\n", 320.0 - h, colors[ei], 315.0 - h, v / 1000.0);
+                let x = 60.0 + gi as f64 * 190.0 + ei as f64 * step;
+                svg += &format!("<rect x='{x}' y='{:.1}' width='{:.0}' height='{h:.1}' fill='{}'/>\n<text x='{x}' y='{:.1}'>{:.0}k</text>\n", 320.0 - h, step - 4.0, color(ei), 315.0 - h, v / 1000.0);
             }
             svg += &format!(
                 "<text x='{}' y='340'>{label}</text>\n",
@@ -285,13 +302,56 @@ pub fn table(base: &Path, chart: Option<&Path>) -> Res<String> {
             );
         }
         for (ei, e) in engines.iter().enumerate() {
-            svg += &format!("<rect x='460' y='{}' width='10' height='10' fill='{}'/><text x='476' y='{}'>{e}</text>\n", 30 + ei * 16, colors[ei], 40 + ei * 16);
+            svg += &format!("<rect x='620' y='{}' width='10' height='10' fill='{}'/><text x='636' y='{}'>{e}</text>\n", 30 + ei * 16, color(ei), 40 + ei * 16);
         }
         svg += "</svg>\n";
         std::fs::write(path, svg)?;
         eprintln!("chart written to {}", path.display());
     }
     Ok(out)
+}
+
+/// paxwal ÷ the fastest peer, per workload: in each round the ratio to whichever peer was
+/// fastest in that round, then the median of those ratios (the ratio the goals are set in).
+fn best_peer_table(results: &BTreeMap<(usize, &str), Vec<Sample>>, engines: &[&str]) -> String {
+    let mut out = String::new();
+    outln!(
+        out,
+        "| workload | fastest peer, each round | paxwal ÷ fastest peer, each round | median |"
+    );
+    outln!(out, "|---|---|---|---|");
+    for (wi, w) in WORKLOADS.iter().enumerate() {
+        let Some(px) = results.get(&(wi, "paxwal")) else {
+            continue;
+        };
+        let mut names = Vec::new();
+        let mut ratios = Vec::new();
+        for (round, p) in px.iter().enumerate() {
+            let best = engines
+                .iter()
+                .filter(|&&e| e != "paxwal")
+                .filter_map(|&e| Some((e, results.get(&(wi, e))?.get(round)?.0)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((e, rate)) = best {
+                names.push(e);
+                ratios.push(p.0 / rate);
+            }
+        }
+        if ratios.is_empty() {
+            continue;
+        }
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        ratios.sort_by(f64::total_cmp);
+        outln!(
+            out,
+            "| {} | {} | {} | {:.2} |",
+            w.name,
+            names.join(", "),
+            each.join(", "),
+            ratios[ratios.len() / 2]
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -307,7 +367,7 @@ mod tests {
             batch: 4,
             entries_per_writer: 40,
         };
-        for e in ENGINES {
+        for &e in ENGINES {
             let dir = tempfile::tempdir().unwrap();
             let (rate, p50, p99) = run(e, dir.path(), w).unwrap();
             assert!(rate > 0.0 && p50 <= p99, "{}", e.name());
@@ -324,6 +384,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(raw(dir.path(), w).unwrap() > 0.0);
         assert_eq!(engine("okaywal").map(|e| e.name()), Some("okaywal"));
-        assert!(engine("rocksdb").is_none());
+        assert_eq!(
+            engine("rocksdb").is_some(),
+            cfg!(feature = "compare-rocksdb")
+        );
+        assert!(engine("leveldb").is_none());
+    }
+
+    #[test]
+    fn the_best_peer_ratio_is_taken_within_each_round() {
+        // Round 0: okaywal is fastest (paxwal 100 ÷ 50 = 2.00); round 1: raft-engine (100 ÷
+        // 80 = 1.25); round 2: okaywal (90 ÷ 60 = 1.50). Median 1.50, not paxwal's median rate
+        // over the best peer's median rate (100 ÷ 60 = 1.67).
+        let s = |rate: f64| (rate, 0.0, 0.0, 1.0);
+        let mut r: BTreeMap<(usize, &str), Vec<Sample>> = BTreeMap::new();
+        r.insert((0, "paxwal"), vec![s(100.0), s(100.0), s(90.0)]);
+        r.insert((0, "okaywal"), vec![s(50.0), s(20.0), s(60.0)]);
+        r.insert((0, "raft-engine"), vec![s(40.0), s(80.0), s(10.0)]);
+        let t = best_peer_table(&r, &["paxwal", "okaywal", "raft-engine"]);
+        let row = format!(
+            "| {} | okaywal, raft-engine, okaywal | 2.00, 1.25, 1.50 | 1.50 |",
+            WORKLOADS[0].name
+        );
+        assert!(t.lines().any(|l| l == row), "{t}");
+        // Workloads without figures get no row.
+        assert_eq!(t.lines().count(), 3, "{t}");
     }
 }

@@ -57,8 +57,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     prefill_mib: usize,
     /// Run the peer comparison instead (paxwal, okaywal, raft-engine, raw disk; needs a build
-    /// with `--features compare`); prints markdown tables. With --paxos: also run omnipaxos
-    /// 0.2.4 with its RocksDB storage in the same harness (needs `--features compare-omnipaxos`).
+    /// with `--features compare`, and `--features compare-rocksdb` to add RocksDB); prints
+    /// markdown tables. With --paxos: also run omnipaxos 0.2.4 with its RocksDB storage in the
+    /// same harness (needs `--features compare-omnipaxos`).
     #[arg(long)]
     compare: bool,
     /// With --compare: write an SVG chart (throughput vs writers) here.
@@ -242,6 +243,9 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
 
 #[cfg(feature = "compare")]
 fn compare(dir: &std::path::Path, chart: Option<&std::path::Path>) -> Result<u8, Error> {
+    if cfg!(not(feature = "compare-rocksdb")) {
+        eprintln!("RocksDB is not in this build: `cargo run --release --features compare-rocksdb -- bench --compare` adds it");
+    }
     let t = paxwal::bench::peers::table(dir, chart)
         .map_err(|e| Error::Invalid(format!("compare: {e}")))?;
     print!("{t}");
@@ -251,7 +255,7 @@ fn compare(dir: &std::path::Path, chart: Option<&std::path::Path>) -> Result<u8,
 #[cfg(not(feature = "compare"))]
 fn compare(_: &std::path::Path, _: Option<&std::path::Path>) -> Result<u8, Error> {
     Err(Error::Invalid(
-        "this build has no peer engines: run `cargo run --release --features compare -- bench --compare`".into(),
+        "this build has no peer engines: run `cargo run --release --features compare -- bench --compare` (`--features compare-rocksdb` to add RocksDB)".into(),
     ))
 }
 
