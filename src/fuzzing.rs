@@ -4,8 +4,6 @@
 //! `tests/fuzz_bodies.rs` runs them over seeded random inputs on stable Rust. Each returns
 //! `Err(description)` on a contract violation; a panic is a violation too.
 
-pub use crate::types::KnownBugs;
-
 use crate::paxos::codec::{decode_message, decode_record, encode_message, encode_record};
 
 /// Every decoder over arbitrary bytes: the log's ([`crate::wal::fuzzing::log_decoders`]), the

@@ -3,13 +3,11 @@
 //! recovery over arbitrary edits of a valid log, and WAL operations with crash points against
 //! a model, and the Paxos core stepped by arbitrary inputs under a durability oracle. The model
 //! checker, the recovery oracle and the durability oracle are each shown to fail on a planted
-//! bug. The open bugs the bodies have found (`paxwal::fuzzing::KnownBugs`) have regression
-//! tests here, ignored until they are fixed, and a test that they still reproduce (so the
-//! bodies stop letting them through once they are fixed). `SEED=…` replays.
+//! bug. The bugs the bodies have found have regression tests here. `SEED=…` replays.
 
-use paxwal::fuzzing::{decoders, KnownBugs};
+use paxwal::fuzzing::decoders;
 use paxwal::paxos::codec::encode_message;
-use paxwal::paxos::fuzzing::{replica_step, replica_step_with};
+use paxwal::paxos::fuzzing::replica_step;
 use paxwal::paxos::{Body, Faults, Message};
 use paxwal::types::{Ballot, NodeId, Slot};
 use paxwal::wal::fuzzing::{ops_vs_model, recovery_edits, recovery_edits_with, RECOVERY_BASES};
@@ -54,7 +52,7 @@ fn recovery_over_edited_logs() {
     let mut rng = Rng(seed() ^ 1);
     for _ in 0..1_500 {
         let data = rng.bytes(40);
-        recovery_edits_with(&data, PlantedBugs::default(), KnownBugs::Pass)
+        recovery_edits_with(&data, PlantedBugs::default())
             .unwrap_or_else(|e| panic!("input {data:?}: {e}"));
     }
 }
@@ -75,7 +73,7 @@ fn caught(bug: PlantedBugs, seed: u64, n: usize) -> usize {
             let data = rng.bytes(40);
             // A panic under the planted bug (a frame trusted without its checks, then parsed)
             // is a catch too.
-            std::panic::catch_unwind(|| recovery_edits_with(&data, bug, KnownBugs::Pass))
+            std::panic::catch_unwind(|| recovery_edits_with(&data, bug))
                 .map_or(true, |r| r.is_err())
         })
         .count()
@@ -101,7 +99,7 @@ fn the_recovery_oracle_catches_stale_frames_accepted_in_a_recycled_segment() {
         ..PlantedBugs::default()
     };
     // Base 2's active segment is a recycled file: unedited, its stale frames must not count.
-    assert!(recovery_edits_with(&[2], bug, KnownBugs::Pass).is_err());
+    assert!(recovery_edits_with(&[2], bug).is_err());
     let n = caught(bug, seed() ^ 7, 300);
     assert!(
         n > 0,
@@ -109,14 +107,19 @@ fn the_recovery_oracle_catches_stale_frames_accepted_in_a_recycled_segment() {
     );
 }
 
-/// Minimal inputs for the open recovery bugs (`KnownBugs` 1 and 2).
-const RECOVERY_BUGS: [(&str, &[u8]); 3] = [
+/// Minimal inputs for the recovery bugs `recovery_edits` found.
+const RECOVERY_BUGS: [(&str, &[u8]); 4] = [
     // Base 0, META rewritten (valid checksum) to first LSN 0.
     ("META first LSN 0", &[0, 8, 0, 0, 255]),
     // Base 0, META rewritten to first segment 6 (none exists) and first LSN 45.
     ("META names a missing segment", &[0, 8, 0, 5, 44]),
     // Base 0, 3,872 bytes zeroed at offset 6,168 of the last segment.
     ("zeros inside the active segment", &[0, 3, 3, 8, 8, 242]),
+    // Base 0, the last segment cut to 25,659 bytes: three bytes of a frame header at its end.
+    (
+        "a file cut inside a frame header",
+        &[51, 45, 59, 153, 14, 184, 251, 62, 54, 104, 34, 190, 13, 115],
+    ),
 ];
 
 /// A Prepare at round `u64::MAX` from a peer, then ticks past the election timeout.
@@ -139,35 +142,20 @@ fn top_round_input() -> Vec<u8> {
     data
 }
 
+/// Found by `recovery_edits`: recovery trusted a META (checksum valid) naming LSN 0, or a
+/// segment that does not exist (it opened empty at LSN 1 and the next open dropped what was
+/// appended); skip-corrupted left the valid frames behind a zeroed hole in place, so they came
+/// back after the next append.
 #[test]
-fn the_known_bugs_still_reproduce() {
-    for (what, data) in RECOVERY_BUGS {
-        assert!(
-            recovery_edits(data).is_err(),
-            "{what}: fixed? Take it out of KnownBugs and un-ignore its regression test"
-        );
-        recovery_edits_with(data, PlantedBugs::default(), KnownBugs::Pass)
-            .unwrap_or_else(|e| panic!("{what}: not the known bug: {e}"));
-    }
-    let data = top_round_input();
-    let r = std::panic::catch_unwind(|| replica_step(&data, Faults::default()));
-    assert!(
-        !matches!(r, Ok(Ok(()))),
-        "top round: fixed? Take it out of KnownBugs and un-ignore its regression test"
-    );
-    replica_step_with(&data, Faults::default(), KnownBugs::Pass).unwrap();
-}
-
-#[test]
-#[ignore = "open bug (KnownBugs 1, 2): recovery trusts a META naming LSN 0 or a missing segment; skip-corrupted leaves frames behind zeros"]
-fn regression_recovery_known_bugs() {
+fn regression_recovery_bugs_found_by_fuzzing() {
     for (what, data) in RECOVERY_BUGS {
         recovery_edits(data).unwrap_or_else(|e| panic!("{what}: {e}"));
     }
 }
 
+/// Found by `paxos_step`: a peer's ballot round at `u64::MAX` overflowed the next round's
+/// `+ 1` (a panic with overflow checks, a wrap to round 0 without).
 #[test]
-#[ignore = "open bug (KnownBugs 3): a ballot round at u64::MAX overflows the next round"]
 fn regression_paxos_top_round() {
     replica_step(&top_round_input(), Faults::default()).unwrap();
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use paxwal::wal::codec::{
-    FrameHeader, SegmentHeader, DATA_START, FRAME_HEADER_LEN, SEGMENT_RECYCLED,
+    FrameHeader, Meta, SegmentHeader, DATA_START, FRAME_HEADER_LEN, SEGMENT_RECYCLED,
 };
 use paxwal::wal::simdisk::{Faults, SimDisk};
 use paxwal::wal::{Options, Prealloc, RecoveryMode, SyncMode, Wal};
@@ -132,6 +132,39 @@ fn row_torn_tail_is_truncated_except_in_strict_mode() {
                 assert_exact(&wal);
                 // The tail is usable again.
                 assert_eq!(wal.append(&payload(20)).unwrap(), Lsn(20));
+            }
+            (_, Err(e)) => panic!("{mode:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn row_file_cut_inside_a_frame_header_is_a_torn_tail() {
+    // FAULTS 1 on a file whose length was cut (a copy or restore that stopped short): the last
+    // frame's first three bytes remain at the end of the file. Found by `recovery_edits`: the
+    // open took them for the end, the next append went to the next block, and the open after
+    // that stopped at the three bytes and dropped the acknowledged append.
+    for mode in MODES {
+        let disk = build(20);
+        let (off, h) = *frames(&disk, 2).last().unwrap();
+        assert_eq!(h.first_lsn, Lsn(20));
+        edit(&disk, 2, |b| b.truncate(off + 3));
+        match (mode, open(&disk, mode)) {
+            (RecoveryMode::Strict, Err(Error::TornTail { lsn, .. })) => assert_eq!(lsn, Lsn(20)),
+            (RecoveryMode::Strict, r) => panic!("strict: {:?}", r.map(|w| w.last_lsn())),
+            (_, Ok(wal)) => {
+                assert_eq!(wal.last_lsn(), Lsn(19), "{mode:?}");
+                assert_eq!(wal.recovery_report().torn.as_ref().unwrap().lsn, Lsn(20));
+                assert_eq!(wal.append(&payload(20)).unwrap(), Lsn(20));
+                wal.close().unwrap();
+                let again = open(&disk, mode).unwrap();
+                assert_eq!(
+                    again.last_lsn(),
+                    Lsn(20),
+                    "{mode:?}: the append after repair"
+                );
+                assert!(again.recovery_report().torn.is_none(), "{mode:?}");
+                assert_exact(&again);
             }
             (_, Err(e)) => panic!("{mode:?}: {e}"),
         }
@@ -411,6 +444,105 @@ fn row_temporaries_and_orphans_are_deleted() {
         .iter()
         .all(|p| !p.to_string_lossy().ends_with(".tmp")));
     assert_exact(&wal);
+}
+
+fn write_meta(disk: &SimDisk, first_segment: u64, first_lsn: u64) {
+    let m = Meta {
+        first_segment: SegmentId(first_segment),
+        first_lsn: Lsn(first_lsn),
+    };
+    disk.write_file(&Path::new(DIR).join("META"), m.encode().to_vec());
+}
+
+#[test]
+fn row_meta_naming_zero_is_refused() {
+    // Found by `recovery_edits`: a META whose checksum holds but names LSN 0 (or segment 0),
+    // which paxwal never writes, was trusted; the log opened with first LSN 0.
+    for (segment, lsn) in [(1, 0), (0, 1)] {
+        let disk = build(20);
+        write_meta(&disk, segment, lsn);
+        for mode in MODES {
+            match open(&disk, mode) {
+                Err(Error::CorruptFile { path, .. }) => assert!(path.ends_with("META")),
+                Err(e) => panic!("{mode:?}: {e}"),
+                Ok(w) => panic!("{mode:?}: opened {}..={}", w.first_lsn(), w.last_lsn()),
+            }
+        }
+    }
+}
+
+#[test]
+fn row_meta_naming_a_missing_first_segment() {
+    // Found by `recovery_edits`: META names segment 6 at LSN 45, no segment from 6 on exists
+    // (the ones below it are compaction's orphans, deleted). The modes that open past damage
+    // opened an empty log at LSN 1 under that META, and the next open dropped what was
+    // appended; the empty log now continues at META's first LSN.
+    for mode in MODES {
+        let disk = build(20);
+        write_meta(&disk, 6, 45);
+        match (mode, open(&disk, mode)) {
+            (
+                RecoveryMode::Strict | RecoveryMode::TolerateTornTail,
+                Err(Error::Corruption { .. }),
+            ) => {}
+            (RecoveryMode::Strict | RecoveryMode::TolerateTornTail, r) => {
+                panic!("{mode:?}: {:?}", r.map(|w| w.last_lsn()))
+            }
+            (_, Ok(wal)) => {
+                assert_eq!(
+                    (wal.first_lsn(), wal.last_lsn()),
+                    (Lsn(45), Lsn(44)),
+                    "{mode:?}"
+                );
+                assert_eq!(wal.append(b"after").unwrap(), Lsn(45));
+                wal.close().unwrap();
+                let again = open(&disk, mode).unwrap();
+                assert_eq!((again.first_lsn(), again.last_lsn()), (Lsn(45), Lsn(45)));
+                assert_eq!(&*again.read(Lsn(45)).unwrap(), b"after");
+            }
+            (_, Err(e)) => panic!("{mode:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn row_zeroed_hole_with_acknowledged_frames_after_it() {
+    // FAULTS 8 with zeros: two acknowledged frames inside the active segment read as zeros,
+    // later frames intact. Skip-corrupted keeps the frames after the hole (found by
+    // `recovery_edits`: it stopped at the hole and left them behind the end, so they came
+    // back after the next append); point-in-time truncates at the hole.
+    for mode in MODES {
+        let disk = build(20);
+        let fr = frames(&disk, 2);
+        let (a, _) = fr[2];
+        let (b, hb) = fr[3];
+        let lost = (fr[2].1.first_lsn, hb.first_lsn);
+        edit(&disk, 2, |bytes| bytes[a..b + hb.frame_len()].fill(0));
+        match (mode, open(&disk, mode)) {
+            (
+                RecoveryMode::Strict | RecoveryMode::TolerateTornTail,
+                Err(Error::Corruption { .. }),
+            ) => {}
+            (RecoveryMode::Strict | RecoveryMode::TolerateTornTail, r) => {
+                panic!("{mode:?}: {:?}", r.map(|w| w.last_lsn()))
+            }
+            (RecoveryMode::PointInTime, Ok(wal)) => {
+                assert_eq!(wal.last_lsn(), lost.0.prev());
+                assert_exact(&wal);
+            }
+            (RecoveryMode::SkipCorrupted, Ok(wal)) => {
+                assert_eq!(wal.last_lsn(), Lsn(20));
+                assert_eq!(wal.recovery_report().skipped, vec![lost]);
+                assert_exact(&wal);
+                assert_eq!(wal.append(&payload(21)).unwrap(), Lsn(21));
+                wal.close().unwrap();
+                let again = open(&disk, mode).unwrap();
+                assert_eq!(again.last_lsn(), Lsn(21));
+                assert_exact(&again);
+            }
+            (_, r) => panic!("{mode:?}: {:?}", r.map(|w| w.last_lsn())),
+        }
+    }
 }
 
 #[test]

@@ -1,13 +1,12 @@
 //! Recovery in every mode over edits of base logs built once (several segments; compacted;
 //! recycled segments with stale frames behind the tail): truncation, torn and zeroed tails
 //! across segment boundaries, overwrites, bit flips, deleted and duplicated files, META and
-//! segment-header rewrites. Known open bugs pass unless `PAXWAL_FUZZ_KNOWN=fail`.
+//! segment-header rewrites.
 #![no_main]
-use paxwal::fuzzing::KnownBugs;
-use paxwal::wal::fuzzing::recovery_edits_with;
+use paxwal::wal::fuzzing::recovery_edits;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Err(e) = recovery_edits_with(data, Default::default(), KnownBugs::from_env()) {
+    if let Err(e) = recovery_edits(data) {
         panic!("{e}");
     }
 });

@@ -37,11 +37,23 @@ pub(crate) struct Candidate {
 }
 
 impl Replica {
+    /// The ballot this replica would campaign at: one round above every round it has seen
+    /// or promised. `None` once a peer's message has carried round `u64::MAX` (no honest
+    /// cluster gets there, one election per round; a corrupt or hostile peer can): there is no
+    /// higher ballot, so this replica stays a follower instead of wrapping to round 0.
+    pub(crate) fn next_ballot(&self) -> Option<Ballot> {
+        let round = self.round_seen.max(self.promised.round).checked_add(1)?;
+        Some(Ballot::new(round, self.cfg.id))
+    }
+
     pub(crate) fn start_prevote(&mut self) {
         self.candidate = None;
         self.role = Role::PreCandidate;
         self.reset_election_timer();
-        let ballot = Ballot::new(self.round_seen.max(self.promised.round) + 1, self.cfg.id);
+        let Some(ballot) = self.next_ballot() else {
+            self.step_down(None);
+            return;
+        };
         self.prevote = Some(PreVoteRound {
             ballot,
             grants: VoteSet::default(),
@@ -94,10 +106,13 @@ impl Replica {
 
     /// Phase 1a: promise our own new ballot and ask every peer for theirs.
     pub(crate) fn start_phase1(&mut self) {
+        let Some(ballot) = self.next_ballot() else {
+            self.step_down(None);
+            return;
+        };
         self.prevote = None;
         self.role = Role::Candidate;
         self.reset_election_timer();
-        let ballot = Ballot::new(self.round_seen.max(self.promised.round) + 1, self.cfg.id);
         self.round_seen = ballot.round;
         self.promised = ballot;
         self.records.push(StoreRecord::Promise(ballot));

@@ -16,7 +16,6 @@ use super::{
     Action, Body, Command, Config, DurableState, Faults, Message, PersistToken, Replica,
     StoreRecord, Value,
 };
-use crate::types::KnownBugs;
 use crate::types::{Ballot, NodeId, Slot};
 
 struct Bytes<'a>(&'a [u8]);
@@ -35,42 +34,9 @@ impl Bytes<'_> {
     }
 }
 
-/// Known bug 3's premise: a ballot round this close to the top of `u64` (only a corrupt or
-/// hostile peer sends one).
-const ROUND_NEAR_MAX: u64 = u64::MAX - (1 << 32);
-
-/// The highest ballot round a message body carries.
-fn top_round(body: &Body) -> u64 {
-    match body {
-        Body::PreVoteReply {
-            ballot, promised, ..
-        }
-        | Body::Reject { ballot, promised } => ballot.round.max(promised.round),
-        Body::Promise {
-            ballot, entries, ..
-        } => entries
-            .iter()
-            .map(|e| e.ballot.round)
-            .fold(ballot.round, u64::max),
-        Body::PreVote { ballot, .. }
-        | Body::Prepare { ballot, .. }
-        | Body::Accept { ballot, .. }
-        | Body::Accepted { ballot, .. }
-        | Body::Heartbeat { ballot, .. }
-        | Body::HeartbeatAck { ballot, .. } => ballot.round,
-    }
-}
-
 /// Runs the bytes against replica 1 of 3, with planted bugs `faults`. `Err` names the rule the
 /// oracle saw broken.
 pub fn replica_step(data: &[u8], faults: Faults) -> Result<(), String> {
-    replica_step_with(data, faults, KnownBugs::Fail)
-}
-
-/// [`replica_step`], with a choice about the open bugs it has found: with
-/// [`KnownBugs::Pass`], a decoded message carrying a ballot round within 2^32 of `u64::MAX`
-/// (known bug 3) is not delivered.
-pub fn replica_step_with(data: &[u8], faults: Faults, known: KnownBugs) -> Result<(), String> {
     let peers = vec![NodeId(1), NodeId(2), NodeId(3)];
     let mut cfg = Config::new(NodeId(1), peers, 0x5eed);
     cfg.window_slots_max = 8;
@@ -125,9 +91,6 @@ pub fn replica_step_with(data: &[u8], faults: Faults, known: KnownBugs) -> Resul
                 let n = usize::from(b.byte().unwrap_or(0));
                 let raw = b.take(n);
                 if let Ok(mut m) = decode_message(raw) {
-                    if known == KnownBugs::Pass && top_round(&m.body) >= ROUND_NEAR_MAX {
-                        continue;
-                    }
                     m.to = NodeId(1);
                     m.from = NodeId(2 + u32::from(op / 7 % 2));
                     r.step(m);

@@ -218,8 +218,12 @@ impl Replica {
         self.election_elapsed = self.election_elapsed.saturating_add(1);
         self.leader_contact_elapsed = self.leader_contact_elapsed.saturating_add(1);
         if self.election_elapsed >= self.election_timeout {
-            let next_round = self.round_seen.max(self.promised.round) + 1;
-            if self.faults.no_prevote && next_round % 2 == 1 {
+            let Some(next) = self.next_ballot() else {
+                // Rounds exhausted: nothing to campaign at (see `next_ballot`).
+                self.step_down(None);
+                return;
+            };
+            if self.faults.no_prevote && next.round % 2 == 1 {
                 // Planted bug (j): straight to Phase 1, no pre-vote.
                 self.start_phase1();
             } else {

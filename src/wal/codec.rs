@@ -483,10 +483,16 @@ impl Meta {
         if version > FORMAT_VERSION {
             return Err(HeaderError::TooNew(version));
         }
-        Ok(Meta {
+        let m = Meta {
             first_segment: SegmentId(u64_at(b, 16)),
             first_lsn: Lsn(u64_at(b, 24)),
-        })
+        };
+        // Segment ids and LSNs start at 1: a META naming 0 was not written by paxwal, whatever
+        // its checksum says.
+        if m.first_segment.0 == 0 || m.first_lsn == Lsn(0) {
+            return Err(HeaderError::Invalid);
+        }
+        Ok(m)
     }
 }
 

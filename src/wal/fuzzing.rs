@@ -14,7 +14,6 @@ use super::recovery::{parse_segment_name, scan, segment_name};
 use super::simdisk::{CrashSpec, SimDisk, TearFill};
 use super::{Options, PlantedBugs, Prealloc, RecoveryMode, SyncMode, Wal};
 use crate::error::Error;
-use crate::types::KnownBugs;
 use crate::types::{Lsn, SegmentId};
 
 const DIR: &str = "/fuzz";
@@ -382,16 +381,11 @@ fn tail_cut(files: &mut Vec<(PathBuf, Vec<u8>)>, pos16: usize, how: u8) {
 /// * an opened log (strict aside) takes an append, and reopening it in the same mode gives
 ///   the same entries plus that append.
 pub fn recovery_edits(data: &[u8]) -> Result<(), String> {
-    recovery_edits_with(data, PlantedBugs::default(), KnownBugs::Fail)
+    recovery_edits_with(data, PlantedBugs::default())
 }
 
-/// [`recovery_edits`] with deliberate bugs planted in recovery (to show the checks catch them),
-/// and a choice about the open bugs it has found.
-pub fn recovery_edits_with(
-    data: &[u8],
-    planted: PlantedBugs,
-    known: KnownBugs,
-) -> Result<(), String> {
+/// [`recovery_edits`] with deliberate bugs planted in recovery (to show the checks catch them).
+pub fn recovery_edits_with(data: &[u8], planted: PlantedBugs) -> Result<(), String> {
     let bases = bases()?;
     let Some((&pick, edits)) = data.split_first() else {
         return Ok(());
@@ -400,14 +394,6 @@ pub fn recovery_edits_with(
     let mut files = base.files.clone();
     apply_edits(&mut files, edits);
     let unedited = files == base.files;
-    // Known bug 1's premises.
-    let meta = files
-        .iter()
-        .find(|(p, _)| p.file_name().is_some_and(|n| n == "META"))
-        .and_then(|(_, b)| Meta::decode(b).ok());
-    let meta_lsn_zero = meta.is_some_and(|m| m.first_lsn == Lsn(0));
-    let meta_names_nothing =
-        meta.is_some_and(|m| segment_files(&files).all(|(id, _)| id != m.first_segment));
     for mode in [
         RecoveryMode::Strict,
         RecoveryMode::PointInTime,
@@ -450,20 +436,10 @@ pub fn recovery_edits_with(
                 base.first, base.last
             ));
         }
-        let bug1 = known == KnownBugs::Pass
-            && meta_names_nothing
-            && matches!(
-                mode,
-                RecoveryMode::PointInTime | RecoveryMode::SkipCorrupted
-            );
-        if known == KnownBugs::Pass && meta_lsn_zero && first == Lsn(0) {
-            continue;
-        }
         check_entries(&wal, mode, unedited, last)?;
         if mode == RecoveryMode::Strict {
             continue;
         }
-        let opened_past_corruption = wal.recovery_report().corruption.is_some();
         // The repaired log takes an append, and opens again to the same entries plus it.
         let after = wal
             .append(b"after")
@@ -472,24 +448,6 @@ pub fn recovery_edits_with(
             .map_err(|e| format!("{mode:?}: close after recovery: {e}"))?;
         let again = Wal::open_with(Arc::new(disk), DIR, opts)
             .map_err(|e| format!("{mode:?}: reopening the repaired log: {e}"))?;
-        if bug1 && !(again.first_lsn()..=again.last_lsn()).contains(&after) {
-            continue;
-        }
-        let bug2 = known == KnownBugs::Pass
-            && mode == RecoveryMode::SkipCorrupted
-            && opened_past_corruption
-            && again.first_lsn() == first
-            && again.last_lsn() > after
-            && again.read(after).is_ok_and(|e| *e == b"after"[..])
-            && (after.0 + 1..=again.last_lsn().0).all(|l| match again.read(Lsn(l)) {
-                Ok(e) => *e == entry(l)[..],
-                Err(Error::Skipped { .. }) => true,
-                Err(_) => false,
-            });
-        if bug2 {
-            check_entries(&again, mode, unedited, last)?;
-            continue;
-        }
         if again.first_lsn() != first || again.last_lsn() != after {
             return Err(format!(
                 "{mode:?}: repaired log {first}..={last} plus one append reopened as {}..={}",

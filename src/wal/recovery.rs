@@ -36,6 +36,7 @@
 //! |---------------------------------------------|-----------|------------------------------|-------------------------|------------------------------|
 //! | clean end (zeros, end of file, seal)        | open      | open                         | open                    | open                         |
 //! | torn tail (last frames, never acknowledged) | error     | truncate                     | truncate                | truncate                     |
+//! | file cut inside a frame header (tail bytes that are not zeros) | error (torn) | truncate | truncate              | truncate                     |
 //! | corrupt frame before the tail               | error     | error                        | truncate there, drop rest | skip the frame, keep the rest |
 //! | bit flip in the last acknowledged frame     | error     | error                        | truncate there          | truncate there (nothing after) |
 //! | sealed segment truncated / unsealed middle  | error     | error                        | truncate there, drop rest | continue with the next segment |
@@ -46,6 +47,9 @@
 //! | segment-named file with data, header fails its checks (junk, not provably paxwal's) | error | error | keep, move aside as `.foreign` | keep, move aside as `.foreign` |
 //! | newer format version                        | error     | error                        | error                   | error                        |
 //! | `*.tmp` files, segments below META's first  | delete    | delete                       | delete                  | delete                       |
+//! | zeroed hole inside a segment, valid frames after it, acknowledged | error | error     | truncate there          | skip the hole, keep the frames after it |
+//! | META naming segment or LSN 0 (checksum valid) | error   | error                        | error                   | error                        |
+//! | META's first segment missing, no segment at or after it | error | error             | open empty at META's first LSN | open empty at META's first LSN |
 //! | recycled segment: stale frames behind the tail | open   | open                         | open                    | open                         |
 //! | recycled segment: new header torn over a stale frame | error (torn) | truncate         | truncate                | truncate                     |
 //! | recycled segment: bit flip in the last acknowledged frame | error | error               | truncate there          | truncate there               |
@@ -199,105 +203,128 @@ pub(crate) fn scan_with(
     let mut expected: Option<Lsn> = None;
     let mut stop_ours = false;
     loop {
-        if pos + FRAME_HEADER_LEN > len {
+        if pos + FRAME_HEADER_LEN > len && bytes[pos.min(len)..].iter().all(|&x| x == 0) {
             s.stop = Stop::End { at: pos as u64 };
             break;
         }
         // Zero padding runs from the end of a synced batch to the next block boundary, where
         // the next frame starts. A frame begins with its (non-zero) magic, so eight zero bytes
         // off a boundary are padding — even when the gap is shorter than a frame header.
-        if pos as u64 % BLOCK != 0 && bytes[pos..pos + 8].iter().all(|&x| x == 0) {
+        if pos as u64 % BLOCK != 0 && pos + 8 <= len && bytes[pos..pos + 8].iter().all(|&x| x == 0)
+        {
             pos = align_up(pos as u64, BLOCK) as usize;
             continue;
         }
-        let failure = match FrameHeader::decode_header(&bytes[pos..]) {
-            Err(FrameError::Zero) => {
-                if pos as u64 % BLOCK != 0 {
-                    pos = align_up(pos as u64, BLOCK) as usize;
-                    continue;
-                }
-                s.stop = Stop::End { at: pos as u64 };
-                break;
-            }
-            Err(_) => (
-                bad_header_is_torn(bytes, pos, key),
-                "frame header fails its checks".to_owned(),
+        let failure = if pos + FRAME_HEADER_LEN > len {
+            // The file ends inside a frame header (a cut-short file): a torn write, and the
+            // bytes must go before anything is appended here, or the next open stops at them.
+            (
+                true,
+                "the file ends inside a frame header".to_owned(),
                 None,
-                // A header that fails its checks is this segment's own (a torn or damaged
-                // write) when the id field still names it; in a recycled file anything else is
-                // what the file held before.
-                bytes.len() >= pos + 16
-                    && u64::from_le_bytes(bytes[pos + 8..pos + 16].try_into().unwrap_or_default())
-                        == id.0,
-            ),
-            Ok(h) => {
-                let lsns = Some((h.first_lsn, Lsn(h.first_lsn.0 + u64::from(h.count)).prev()));
-                let flen = h.frame_len();
-                let stale_ok = planted.accept_stale_frames && h.segment != id;
-                if h.segment != id && !stale_ok {
-                    (
-                        true,
-                        format!("stale frame of segment {}", h.segment),
-                        lsns,
-                        false,
-                    )
-                } else if !stale_ok && expected.is_some_and(|e| h.first_lsn != e) {
-                    (
-                        true,
-                        format!(
-                            "stale frame: LSN {} where {} was expected",
-                            h.first_lsn,
-                            expected.unwrap_or_default()
-                        ),
-                        lsns,
-                        true,
-                    )
-                } else if pos + flen > len {
-                    (
-                        true,
-                        "frame runs past the end of the file".to_owned(),
-                        lsns,
-                        true,
-                    )
-                } else {
-                    let body = if no_crc {
-                        Ok(())
+                true,
+            )
+        } else {
+            match FrameHeader::decode_header(&bytes[pos..]) {
+                Err(FrameError::Zero) => {
+                    if pos as u64 % BLOCK != 0 {
+                        pos = align_up(pos as u64, BLOCK) as usize;
+                        continue;
+                    }
+                    // Skip-corrupted skips a zeroed hole like a damaged frame when valid frames of
+                    // ours follow it: left in place behind the end, they would come back after the
+                    // next append (which is written where the hole starts).
+                    let hole = skip_corrupted
+                        && frames_after(bytes, pos, id, key)
+                            .any(|(_, h)| expected.is_none_or(|e| h.first_lsn >= e));
+                    if !hole {
+                        s.stop = Stop::End { at: pos as u64 };
+                        break;
+                    }
+                    (true, "zeros where records should be".to_owned(), None, true)
+                }
+                Err(_) => (
+                    bad_header_is_torn(bytes, pos, key),
+                    "frame header fails its checks".to_owned(),
+                    None,
+                    // A header that fails its checks is this segment's own (a torn or damaged
+                    // write) when the id field still names it; in a recycled file anything else is
+                    // what the file held before.
+                    bytes.len() >= pos + 16
+                        && u64::from_le_bytes(
+                            bytes[pos + 8..pos + 16].try_into().unwrap_or_default(),
+                        ) == id.0,
+                ),
+                Ok(h) => {
+                    let lsns = Some((h.first_lsn, Lsn(h.first_lsn.0 + u64::from(h.count)).prev()));
+                    let flen = h.frame_len();
+                    let stale_ok = planted.accept_stale_frames && h.segment != id;
+                    if h.segment != id && !stale_ok {
+                        (
+                            true,
+                            format!("stale frame of segment {}", h.segment),
+                            lsns,
+                            false,
+                        )
+                    } else if !stale_ok && expected.is_some_and(|e| h.first_lsn != e) {
+                        (
+                            true,
+                            format!(
+                                "stale frame: LSN {} where {} was expected",
+                                h.first_lsn,
+                                expected.unwrap_or_default()
+                            ),
+                            lsns,
+                            true,
+                        )
+                    } else if pos + flen > len {
+                        (
+                            true,
+                            "frame runs past the end of the file".to_owned(),
+                            lsns,
+                            true,
+                        )
                     } else {
-                        let frame = &bytes[pos..pos + flen];
-                        if stale_ok {
-                            // The planted bug: the stale frame checked with its own key.
-                            h.check_body(frame, pos as u64).or_else(|_| {
-                                h.check_body_keyed(
-                                    frame,
-                                    pos as u64,
-                                    trailer_key(SEGMENT_RECYCLED, h.segment),
-                                )
-                            })
+                        let body = if no_crc {
+                            Ok(())
                         } else {
-                            h.check_body_keyed(frame, pos as u64, key)
-                        }
-                    };
-                    match body {
-                        Err(FrameError::BadBody { torn }) => {
-                            (torn, "frame checksum mismatch".to_owned(), lsns, true)
-                        }
-                        Err(_) => (true, "frame body fails its checks".to_owned(), lsns, true),
-                        Ok(()) => {
-                            if expected.is_none() {
-                                s.first_lsn = Some(h.first_lsn);
-                            }
-                            s.end = (pos + flen) as u64;
-                            if h.kind == KIND_SEAL {
-                                let p = &bytes[pos + FRAME_HEADER_LEN..pos + FRAME_HEADER_LEN + 16];
-                                s.stop = Stop::Sealed(Seal::decode(p));
-                                break;
-                            }
                             let frame = &bytes[pos..pos + flen];
-                            s.offsets
-                                .extend(records(frame, &h).map(|(rel, _)| pos as u32 + rel));
-                            expected = Some(Lsn(h.first_lsn.0 + u64::from(h.count)));
-                            pos += flen;
-                            continue;
+                            if stale_ok {
+                                // The planted bug: the stale frame checked with its own key.
+                                h.check_body(frame, pos as u64).or_else(|_| {
+                                    h.check_body_keyed(
+                                        frame,
+                                        pos as u64,
+                                        trailer_key(SEGMENT_RECYCLED, h.segment),
+                                    )
+                                })
+                            } else {
+                                h.check_body_keyed(frame, pos as u64, key)
+                            }
+                        };
+                        match body {
+                            Err(FrameError::BadBody { torn }) => {
+                                (torn, "frame checksum mismatch".to_owned(), lsns, true)
+                            }
+                            Err(_) => (true, "frame body fails its checks".to_owned(), lsns, true),
+                            Ok(()) => {
+                                if expected.is_none() {
+                                    s.first_lsn = Some(h.first_lsn);
+                                }
+                                s.end = (pos + flen) as u64;
+                                if h.kind == KIND_SEAL {
+                                    let p =
+                                        &bytes[pos + FRAME_HEADER_LEN..pos + FRAME_HEADER_LEN + 16];
+                                    s.stop = Stop::Sealed(Seal::decode(p));
+                                    break;
+                                }
+                                let frame = &bytes[pos..pos + flen];
+                                s.offsets
+                                    .extend(records(frame, &h).map(|(rel, _)| pos as u32 + rel));
+                                expected = Some(Lsn(h.first_lsn.0 + u64::from(h.count)));
+                                pos += flen;
+                                continue;
+                            }
                         }
                     }
                 }
@@ -538,7 +565,9 @@ pub(crate) fn analyze(
             Err(HeaderError::Invalid) => {
                 return Err(Error::CorruptFile {
                     path,
-                    reason: "the META file fails its checksum".into(),
+                    reason:
+                        "the META file fails its checks (checksum, or a segment id or LSN of 0)"
+                            .into(),
                 })
             }
         }
@@ -565,6 +594,10 @@ pub(crate) fn analyze(
                 m.first_lsn,
                 "META names segments but none exist",
             ));
+            // Opened past this, the log is empty and continues where META says it starts, so
+            // META stays true for what is appended next.
+            a.next_lsn = m.first_lsn;
+            a.next_segment = m.first_segment;
             return Ok(a);
         }
     }
