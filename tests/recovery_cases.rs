@@ -731,6 +731,33 @@ fn row_recycled_segment_stale_frames_behind_the_tail_end_the_data() {
 }
 
 #[test]
+fn row_recycled_segment_old_bytes_in_the_last_frames_padding() {
+    // The last batch's frame reached the disk but its padding sector did not, so the recycled
+    // file's old bytes follow the frame. Found by `recovery_edits`: the open ended the data
+    // there and appends resumed at the next block, so the open after that found those bytes
+    // before a frame of this segment, read them as a torn tail and dropped what was appended.
+    for mode in MODES {
+        let (disk, id) = build_recycled();
+        let (off, h) = *frames(&disk, id).last().unwrap();
+        let end = off + h.frame_len();
+        assert_ne!(end % 4096, 0);
+        edit(&disk, id, |b| b[end..end.next_multiple_of(4096)].fill(0x5a));
+        let wal = open(&disk, mode).unwrap();
+        assert_eq!(wal.last_lsn(), Lsn(60), "{mode:?}");
+        assert!(wal.recovery_report().torn.is_none(), "{mode:?}");
+        assert_eq!(wal.append(&payload(61)).unwrap(), Lsn(61));
+        wal.close().unwrap();
+        let again = open(&disk, mode).unwrap();
+        assert_eq!(
+            again.last_lsn(),
+            Lsn(61),
+            "{mode:?}: the append after reopening"
+        );
+        assert_exact(&again);
+    }
+}
+
+#[test]
 fn row_recycled_segment_torn_header_over_a_stale_frame_is_a_torn_tail() {
     // A new frame's header torn over a stale frame of the same length: the stale frame's own
     // trailer still matches its own stored crc, so without the recycled segment's trailer key

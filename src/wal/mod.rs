@@ -240,6 +240,15 @@ impl Wal {
             }
             if let (Some(at), Some(last)) = (a.truncate_at, a.segments.last()) {
                 zero_tail(&*last.file, last.map.as_ref(), at, &last.path)?;
+            } else if let (Some(at), Some(last)) = (a.zero_pad, a.segments.last()) {
+                let len = last
+                    .file
+                    .len()
+                    .map_err(|e| Error::io("stat", &last.path, e))?;
+                let n = align_up(at, BLOCK).min(len).saturating_sub(at) as usize;
+                last.file
+                    .write_all_at(&vec![0u8; n], at)
+                    .map_err(|e| Error::io("write", &last.path, e))?;
             }
             if let Some(last) = a.segments.last() {
                 // Whatever survived a process crash may still be only in the page cache.

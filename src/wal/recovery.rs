@@ -51,6 +51,7 @@
 //! | META naming segment or LSN 0 (checksum valid) | error   | error                        | error                   | error                        |
 //! | META's first segment missing, no segment at or after it | error | error             | open empty at META's first LSN | open empty at META's first LSN |
 //! | recycled segment: stale frames behind the tail | open   | open                         | open                    | open                         |
+//! | recycled segment: old bytes in the last frame's padding | open, zero the padding | open, zero the padding | open, zero the padding | open, zero the padding |
 //! | recycled segment: new header torn over a stale frame | error (torn) | truncate         | truncate                | truncate                     |
 //! | recycled segment: bit flip in the last acknowledged frame | error | error               | truncate there          | truncate there               |
 
@@ -425,6 +426,9 @@ pub(crate) struct Analysis {
     pub foreign: Vec<PathBuf>,
     /// Zero the last kept segment from this offset (torn or dropped tail).
     pub truncate_at: Option<u64>,
+    /// Zero the last kept segment from this offset to the next block boundary, where
+    /// appends resume.
+    pub zero_pad: Option<u64>,
     pub torn: Option<TornTail>,
     /// The first corruption found (an `Error::Corruption`).
     pub corruption: Option<Error>,
@@ -529,6 +533,7 @@ pub(crate) fn analyze(
         spares: Vec::new(),
         foreign: Vec::new(),
         truncate_at: None,
+        zero_pad: None,
         torn: None,
         corruption: None,
         skipped: Vec::new(),
@@ -770,6 +775,12 @@ pub(crate) fn analyze(
                 } else {
                     if l.scan.frames_after_stop {
                         a.truncate_at = Some(at);
+                    } else if at % BLOCK != 0 {
+                        // The data ends off a block boundary at bytes that are not zeros (a
+                        // recycled file's old bytes where the padding was torn): appends
+                        // resume at the next boundary, so these bytes would sit between the
+                        // last frame and the next one and stop the next open there.
+                        a.zero_pad = Some(at);
                     }
                     a.segments.push(seg);
                     stop_all = true;
