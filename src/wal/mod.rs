@@ -31,7 +31,7 @@ mod writer;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -117,6 +117,9 @@ impl std::future::Future for Durable<'_> {
             st.async_demand = t.last;
             inner.flush_cv.notify_one();
         }
+        drop(st);
+        // Started after the demand is recorded: the flusher's first look sees it.
+        self.wal.ensure_flusher();
         Poll::Pending
     }
 }
@@ -162,6 +165,8 @@ pub(crate) struct Inner {
 pub struct Wal {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The flusher runs (in `Always` it starts at the first `Durable` that waits).
+    flusher: AtomicBool,
     report: RecoveryReport,
 }
 
@@ -308,6 +313,7 @@ impl Wal {
             return Ok(Wal {
                 inner,
                 threads: Mutex::new(Vec::new()),
+                flusher: AtomicBool::new(false),
                 report,
             });
         }
@@ -373,6 +379,7 @@ impl Wal {
         let wal = Wal {
             inner,
             threads: Mutex::new(Vec::new()),
+            flusher: AtomicBool::new(false),
             report,
         };
         wal.start_threads();
@@ -399,6 +406,7 @@ impl Wal {
         Wal {
             inner: Arc::new(inner),
             threads: Mutex::new(Vec::new()),
+            flusher: AtomicBool::new(false),
             report,
         }
     }
@@ -415,15 +423,30 @@ impl Wal {
             );
         }
         // The flusher: syncs on a timer in the batched modes, and on demand for `Durable`
-        // futures in every mode (in `Always` it sleeps until a future asks).
-        {
-            let inner = self.inner.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("paxwal-flusher".into())
-                    .spawn(move || inner.flush_loop())
-                    .expect("spawn the flusher"),
-            );
+        // futures in every mode. In `Always` nothing else needs it, so it starts at the first
+        // future that waits (opening a log costs no thread it may never use).
+        if self.inner.opts.sync != SyncMode::Always {
+            self.start_flusher(&mut threads);
+        }
+    }
+
+    fn start_flusher(&self, threads: &mut Vec<JoinHandle<()>>) {
+        if self.flusher.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("paxwal-flusher".into())
+                .spawn(move || inner.flush_loop())
+                .expect("spawn the flusher"),
+        );
+    }
+
+    /// Starts the flusher if it is not running (a `Durable` future is about to wait).
+    fn ensure_flusher(&self) {
+        if !self.flusher.load(Ordering::Acquire) && !self.inner.opts.read_only {
+            self.start_flusher(&mut self.threads.lock());
         }
     }
 
