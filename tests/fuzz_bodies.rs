@@ -108,7 +108,7 @@ fn the_recovery_oracle_catches_stale_frames_accepted_in_a_recycled_segment() {
 }
 
 /// Minimal inputs for the recovery bugs `recovery_edits` found.
-const RECOVERY_BUGS: [(&str, &[u8]); 4] = [
+const RECOVERY_BUGS: [(&str, &[u8]); 5] = [
     // Base 0, META rewritten (valid checksum) to first LSN 0.
     ("META first LSN 0", &[0, 8, 0, 0, 255]),
     // Base 0, META rewritten to first segment 6 (none exists) and first LSN 45.
@@ -119,6 +119,12 @@ const RECOVERY_BUGS: [(&str, &[u8]); 4] = [
     (
         "a file cut inside a frame header",
         &[51, 45, 59, 153, 14, 184, 251, 62, 54, 104, 34, 190, 13, 115],
+    ),
+    // Base 2 (a recycled active segment), its last frame's padding torn: the data ends off a
+    // block boundary at the old file's bytes, and an append after them was lost on reopening.
+    (
+        "old bytes in a recycled file's torn padding",
+        &[11, 35, 10, 146, 18, 146, 49, 30, 0, 0, 0],
     ),
 ];
 
