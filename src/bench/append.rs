@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::raw::{self, Until};
 use super::{percentile_us, ratio, rss_mib, settle};
 use crate::error::{Error, Result};
+use crate::types::Lsn;
 use crate::wal::{Options, SyncMode, Wal};
 
 /// What to run.
@@ -39,6 +40,10 @@ pub struct BenchConfig {
     /// Fill the log with this many MiB (64 KiB entries) before the measured run, to see how
     /// costs scale with log size.
     pub prefill_mib: usize,
+    /// Compact behind the writers (as a user taking snapshots would), keeping about this many
+    /// MiB of entries, so compacted segments are recycled as the next ones. `None`: no
+    /// compaction (every segment is a new file).
+    pub retain_mib: Option<usize>,
 }
 
 /// Raw-disk figures from the same directory.
@@ -105,6 +110,12 @@ pub struct BenchResult {
     pub prefill_mib: usize,
     /// Entries in the log at the end (prefill included).
     pub log_entries: u64,
+    /// The compaction policy ([`BenchConfig::retain_mib`]).
+    pub retain_mib: Option<usize>,
+    /// Segments compacted during the run.
+    pub segments_compacted: u64,
+    /// Segment files reused (recycled) during the run instead of written anew.
+    pub segments_recycled: u64,
     /// Anonymous resident memory of the process at the end, MiB (the index, buffers).
     pub rss_anon_mib: f64,
     /// File-backed resident memory at the end, MiB (mapped segments; reclaimable page cache).
@@ -174,12 +185,18 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
     let target = cfg.entries.unwrap_or(u64::MAX);
     let deadline = cfg.seconds.map(Duration::from_secs_f64);
     let taken = Arc::new(AtomicU64::new(0));
+    let compacted = AtomicU64::new(0);
+    let retain_entries = cfg
+        .retain_mib
+        .map(|m| ((m as u64) << 20) / cfg.entry_bytes as u64);
+    let recycled_before = wal.stats().segments_recycled;
     let start = Instant::now();
     let results: Vec<Result<Vec<u64>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..cfg.writers)
             .map(|w| {
                 let wal = wal.clone();
                 let taken = taken.clone();
+                let compacted = &compacted;
                 s.spawn(move || -> Result<Vec<u64>> {
                     let entry: Vec<u8> = (0..cfg.entry_bytes).map(|i| (i + w) as u8).collect();
                     let batch: Vec<&[u8]> = (0..cfg.batch).map(|_| &entry[..]).collect();
@@ -197,6 +214,15 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
                             wal.append_batch(&batch[..n])?;
                         }
                         lat.push(t.elapsed().as_nanos() as u64);
+                        // Writer 0 compacts (timed with the run, as a snapshotting user's
+                        // compaction would be).
+                        if let (0, Some(keep)) = (w, retain_entries) {
+                            let last = wal.last_lsn().0;
+                            if last.saturating_sub(wal.first_lsn().0) > keep {
+                                let n = wal.compact_before(Lsn(last - keep))?;
+                                compacted.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                        }
                         if w == 0 && lat.len() % 64 == 0 {
                             progress(got.min(target));
                         }
@@ -222,7 +248,9 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
     let log_entries = wal.last_lsn().0;
     let entries = log_entries - prefilled;
     let (rss_anon_mib, rss_file_mib) = rss_mib();
-    let fsyncs = wal.stats().fsyncs;
+    let stats = wal.stats();
+    let fsyncs = stats.fsyncs;
+    let segments_recycled = stats.segments_recycled - recycled_before;
     progress(entries);
     match Arc::try_unwrap(wal) {
         Ok(w) => w.close()?,
@@ -264,6 +292,9 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
         },
         prefill_mib: cfg.prefill_mib,
         log_entries,
+        retain_mib: cfg.retain_mib,
+        segments_compacted: compacted.into_inner(),
+        segments_recycled,
         rss_anon_mib,
         rss_file_mib,
     })

@@ -144,9 +144,10 @@ pub enum Until {
 }
 
 /// The raw counterpart of a durable append: `writers` threads on one file, each call one
-/// `pwrite` of `call_bytes` then `fdatasync`, calls placed one after another (wrapping at
-/// 64 MiB). With `prezeroed` the file is zero-filled first (as a paxwal segment is); otherwise
-/// the writes extend a fresh file until they wrap. Returns calls per second, all writers
+/// `pwrite` of `call_bytes` then `fdatasync`, calls placed one after another. With `prezeroed`
+/// the file is zero-filled first (as a paxwal segment is) and the writes wrap at 64 MiB, so
+/// every sync overwrites; otherwise every write extends a fresh file (never wrapping: each
+/// sync also allocates blocks and grows the file). Returns calls per second, all writers
 /// together.
 pub fn write_sync_loop(
     dir: &Path,
@@ -179,7 +180,12 @@ pub fn write_sync_loop(
                 return Ok(n);
             }
             let k = next.fetch_add(1, Ordering::Relaxed);
-            f.write_sync(&buf, (k % slots) * call)?;
+            let at = if prezeroed {
+                (k % slots) * call
+            } else {
+                k * call
+            };
+            f.write_sync(&buf, at)?;
             n += 1;
         }
     });
