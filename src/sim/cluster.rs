@@ -345,6 +345,8 @@ struct Node {
     applied: Vec<(u64, u64)>,
     /// Down (crashed, not yet rebooted) until this step: it neither runs nor receives.
     down_until: u64,
+    /// Until this step the pre-votes and Prepares it sends are lost (a targeted scenario).
+    muted_until: u64,
     /// Monitor, kept across incarnations: the highest ballot this acceptor sent a Promise for,
     /// and per slot the highest ballot it sent Accepted for. Both must survive every crash.
     sent_promise: Ballot,
@@ -618,6 +620,7 @@ impl Sim<'_> {
             next_read: 1,
             applied,
             down_until: 0,
+            muted_until: 0,
             sent_promise: Ballot::ZERO,
             sent_accepted: BTreeMap::new(),
             snaps,
@@ -693,6 +696,11 @@ impl Sim<'_> {
                 Move::Crash(i, down) => {
                     self.restart(i, false);
                     self.nodes[i].down_until = self.now + down;
+                }
+                Move::Mute(muted, until) => {
+                    for i in muted {
+                        self.nodes[i].muted_until = until;
+                    }
                 }
             }
         }
@@ -812,6 +820,9 @@ impl Sim<'_> {
             if self.cfg.faults && now == liveness_from {
                 self.sched.stop();
                 self.moves.clear();
+                for n in &mut self.nodes {
+                    n.muted_until = 0;
+                }
                 self.net.heal();
                 self.net.config.loss = 0.0;
                 self.net.config.duplicate = 0.0;
@@ -1228,6 +1239,10 @@ impl Sim<'_> {
                         && self.rng.chance(self.cfg.rates.crash_after_promise)
                     {
                         crash_after = true;
+                    }
+                    let campaign = matches!(m.body, Body::PreVote { .. } | Body::Prepare { .. });
+                    if campaign && self.nodes[i].muted_until > self.now {
+                        continue;
                     }
                     self.net.send(self.now, m.from, m.to, Wire::Peer(m));
                 }
