@@ -125,7 +125,7 @@ fn assert_caught(name: &str, core_bugs: Faults, node_bugs: SimBugs, want: &[Chec
     }
     if core_bugs != Faults::default() {
         // The end-to-end checkers alone (no acceptor monitor) must catch it too.
-        let end_to_end = &SAFETY[1..];
+        let end_to_end = END_TO_END;
         match caught(core_bugs, node_bugs, end_to_end, false) {
             Some((seed, n, v)) => eprintln!(
                 "{name}: end-to-end caught at SEED={seed} ({n} replicas, monitor off): {v}"
@@ -140,7 +140,18 @@ fn assert_caught(name: &str, core_bugs: Faults, node_bugs: SimBugs, want: &[Chec
 // liveness failure alone does not count as catching a safety bug.
 const SAFETY: &[Check] = &[
     Check::Acceptor,
+    Check::Chosen,
     Check::Agreement,
+    Check::StateMachine,
+    Check::Validity,
+    Check::Durability,
+    Check::Linearizability,
+];
+
+/// The checkers that judge only what replicas apply and clients see (no monitor).
+const END_TO_END: &[Check] = &[
+    Check::Agreement,
+    Check::StateMachine,
     Check::Validity,
     Check::Durability,
     Check::Linearizability,

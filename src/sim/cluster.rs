@@ -24,10 +24,15 @@
 //! * **agreement**: no two replicas (or two incarnations of one) apply different values at a
 //!   slot;
 //! * **validity**: every applied command is one a client issued, byte for byte;
+//! * **state machine**: after each slot, every replica's key-value state equals a reference
+//!   execution of the agreed log that runs each `(client, seq)` once, and every result a
+//!   replica returns is the reference's (a retry answers its first execution's result);
 //! * **durability**: every write a client saw acknowledged is applied, at the end, by every
 //!   replica;
 //! * **linearizability**: each key's client history (puts and compare-and-sets through the
 //!   log, gets through read-index rounds) has a linearization ([`super::linearizability`]);
+//! * **chosen values** ([`super::chosen`], with the acceptor monitor): P2b on the acceptors'
+//!   durable votes, and every applied value chosen by a majority first;
 //! * **liveness**: once faults stop and the network heals (the liveness phase: the last third
 //!   of the run, 300 steps by default), every client operation completes and every replica
 //!   applies every chosen slot before the run ends — that is the bound.
@@ -39,6 +44,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use super::chosen::ChosenMonitor;
 use super::coverage::{Coverage, Tracker};
 use super::kv::{KvMachine, KvOp};
 use super::linearizability::{check, KvInput, KvOutput, KvRegister, Operation, Verdict};
@@ -47,7 +53,8 @@ use super::net::{NetConfig, Network};
 use super::rng::Rng;
 use super::schedule::{Move, Scheduler, TargetedRates};
 use crate::paxos::{
-    Action, Body, Command, Config, DurableState, Faults, Message, PersistToken, Replica, Value,
+    Action, Body, Command, Config, DurableState, Entry, Faults, Message, PersistToken, Replica,
+    StoreRecord, Value,
 };
 use crate::snapshot::Snapshots;
 use crate::store::AcceptorStore;
@@ -243,6 +250,13 @@ impl SimStats {
 pub enum Check {
     /// Two values applied at one slot.
     Agreement,
+    /// A replica's state machine left the reference execution of the agreed log (a command
+    /// executed twice, or a retry answered with another result than its first execution's).
+    StateMachine,
+    /// A Paxos rule broken on the acceptors' durable votes ([`super::chosen`]): a proposal
+    /// above a chosen value's ballot with another value, two values at one ballot, or a value
+    /// applied before a majority accepted it.
+    Chosen,
     /// An applied command no client issued.
     Validity,
     /// An acknowledged write missing at the end.
@@ -320,6 +334,8 @@ struct Node {
     kv: KvMachine,
     /// Persists submitted, not yet reported durable.
     pending: VecDeque<(PersistToken, Appended)>,
+    /// The Accept records among them (for the chosen-value monitor).
+    pending_accepts: Vec<Entry>,
     /// Clients waiting for a command this node proposed: `(client, seq)` → client.
     waiting: BTreeMap<(u64, u64), NodeId>,
     /// Read-index rounds in flight: ctx → (client, seq, key).
@@ -329,6 +345,8 @@ struct Node {
     applied: Vec<(u64, u64)>,
     /// Down (crashed, not yet rebooted) until this step: it neither runs nor receives.
     down_until: u64,
+    /// Until this step the pre-votes and Prepares it sends are lost (a targeted scenario).
+    muted_until: u64,
     /// Monitor, kept across incarnations: the highest ballot this acceptor sent a Promise for,
     /// and per slot the highest ballot it sent Accepted for. Both must survive every crash.
     sent_promise: Ballot,
@@ -423,6 +441,49 @@ struct Sim<'a> {
     /// Faults are being injected (the safety phase of a run with faults).
     faults_on: bool,
     elect: ElectionMonitor,
+    chosen: ChosenMonitor,
+    /// The reference execution of the agreed log ([`Check::StateMachine`]).
+    reference: Reference,
+}
+
+/// The key-value machine's specification run over the agreed log: each `(client, seq)`
+/// executes once, at its first slot; a later occurrence changes nothing and answers the
+/// first result.
+#[derive(Default)]
+struct Reference {
+    values: BTreeMap<u64, u64>,
+    results: BTreeMap<(u64, u64), KvOutput>,
+    /// The values after each slot.
+    after: BTreeMap<Slot, BTreeMap<u64, u64>>,
+}
+
+impl Reference {
+    fn apply(&mut self, slot: Slot, value: &Value) {
+        for c in value.commands() {
+            if self.results.contains_key(&(c.client, c.seq)) {
+                continue;
+            }
+            let Some(op) = KvOp::decode(&c.payload) else {
+                continue;
+            };
+            let out = match op.input {
+                KvInput::Put(v) => {
+                    self.values.insert(op.key, v);
+                    KvOutput::Ok
+                }
+                KvInput::Get => KvOutput::Value(self.values.get(&op.key).copied()),
+                KvInput::Cas { expected, new } => {
+                    let swapped = self.values.get(&op.key).copied() == expected;
+                    if swapped {
+                        self.values.insert(op.key, new);
+                    }
+                    KvOutput::Swapped(swapped)
+                }
+            };
+            self.results.insert((c.client, c.seq), out);
+        }
+        self.after.insert(slot, self.values.clone());
+    }
 }
 
 /// Runs one seeded simulation. A panic inside it is reported as a [`Check::Panic`] violation.
@@ -491,6 +552,8 @@ fn run_inner(seed: u64, cfg: &SimConfig) -> SimReport {
             cfg.replicas as usize,
             Config::new(NodeId(1), vec![NodeId(1)], 0).election_timeout_ticks_max,
         ),
+        chosen: ChosenMonitor::new(cfg.replicas as usize),
+        reference: Reference::default(),
     };
     for &id in &ids {
         let node = sim.boot(id, SimDisk::new());
@@ -551,11 +614,13 @@ impl Sim<'_> {
             replica,
             kv,
             pending: VecDeque::new(),
+            pending_accepts: Vec::new(),
             waiting: BTreeMap::new(),
             reads: BTreeMap::new(),
             next_read: 1,
             applied,
             down_until: 0,
+            muted_until: 0,
             sent_promise: Ballot::ZERO,
             sent_accepted: BTreeMap::new(),
             snaps,
@@ -631,6 +696,11 @@ impl Sim<'_> {
                 Move::Crash(i, down) => {
                     self.restart(i, false);
                     self.nodes[i].down_until = self.now + down;
+                }
+                Move::Mute(muted, until) => {
+                    for i in muted {
+                        self.nodes[i].muted_until = until;
+                    }
                 }
             }
         }
@@ -724,7 +794,9 @@ impl Sim<'_> {
     }
 
     fn fail(&mut self, check: Check, detail: String) {
-        if matches!(check, Check::Acceptor | Check::Election) && !self.cfg.acceptor_monitor {
+        if matches!(check, Check::Acceptor | Check::Election | Check::Chosen)
+            && !self.cfg.acceptor_monitor
+        {
             return;
         }
         if self.violation.is_none() {
@@ -748,6 +820,9 @@ impl Sim<'_> {
             if self.cfg.faults && now == liveness_from {
                 self.sched.stop();
                 self.moves.clear();
+                for n in &mut self.nodes {
+                    n.muted_until = 0;
+                }
                 self.net.heal();
                 self.net.config.loss = 0.0;
                 self.net.config.duplicate = 0.0;
@@ -1084,6 +1159,11 @@ impl Sim<'_> {
                 node.store.wait_durable(&last).map_err(|_| FailStop)?;
                 node.pending.clear();
                 node.replica.persisted(token);
+                for e in std::mem::take(&mut node.pending_accepts) {
+                    if let Some(d) = self.chosen.accepted(i, &e) {
+                        self.fail(Check::Chosen, format!("replica {}: {d}", self.ids[i]));
+                    }
+                }
             }
         }
         let mut crash_after = false;
@@ -1097,6 +1177,14 @@ impl Sim<'_> {
                         mangle(&mut records);
                     }
                     self.track.persisted(i, &records);
+                    for r in &records {
+                        if let StoreRecord::Accept(e) = r {
+                            if let Some(d) = self.chosen.proposed(e) {
+                                self.fail(Check::Chosen, format!("replica {}: {d}", self.ids[i]));
+                            }
+                            self.nodes[i].pending_accepts.push(e.clone());
+                        }
+                    }
                     let node = &mut self.nodes[i];
                     let t = node.store.submit(&records).map_err(|_| FailStop)?;
                     node.pending.push_back((token, t));
@@ -1151,6 +1239,10 @@ impl Sim<'_> {
                         && self.rng.chance(self.cfg.rates.crash_after_promise)
                     {
                         crash_after = true;
+                    }
+                    let campaign = matches!(m.body, Body::PreVote { .. } | Body::Prepare { .. });
+                    if campaign && self.nodes[i].muted_until > self.now {
+                        continue;
                     }
                     self.net.send(self.now, m.from, m.to, Wire::Peer(m));
                 }
@@ -1229,7 +1321,14 @@ impl Sim<'_> {
             None => {
                 self.agreed.insert(slot, value.clone());
                 self.track.chosen(slot, value);
+                self.reference.apply(slot, value);
             }
+        }
+        if let Some(d) = self.chosen.applied(slot, value) {
+            self.fail(
+                Check::Chosen,
+                format!("replica {id} at step {}: {d}", self.now),
+            );
         }
         for c in value.commands() {
             if self.issued.get(&(c.client, c.seq)) != Some(&c.payload) {
@@ -1243,9 +1342,25 @@ impl Sim<'_> {
             let node = &mut self.nodes[i];
             let out = node.kv.apply(c);
             node.applied.push((c.client, c.seq));
+            let want = self.reference.results.get(&(c.client, c.seq));
+            if out.is_some() && out.as_ref() != want {
+                let detail = format!(
+                    "replica {id} answered (client {}, seq {}) at slot {} with {out:?}; its first execution gave {want:?}",
+                    c.client, c.seq, slot.0
+                );
+                self.fail(Check::StateMachine, detail);
+                return;
+            }
             if let (Some(out), Some(client)) = (out, node.waiting.remove(&(c.client, c.seq))) {
                 self.reply(id, client, c.seq, Reply::Done(out));
             }
+        }
+        if self.reference.after.get(&slot) != Some(self.nodes[i].kv.values()) {
+            let detail = format!(
+                "replica {id}'s state after slot {} is not the reference execution's (a command ran twice?)",
+                slot.0
+            );
+            self.fail(Check::StateMachine, detail);
         }
     }
 

@@ -179,6 +179,11 @@ impl KvMachine {
         Some((KvMachine { values, sessions }, at + used))
     }
 
+    /// Every key's value.
+    pub fn values(&self) -> &BTreeMap<u64, u64> {
+        &self.values
+    }
+
     /// The current value of `key` (what a read served after a read-index round returns).
     pub fn get(&self, key: u64) -> Option<u64> {
         self.values.get(&key).copied()

@@ -5,6 +5,7 @@
 //! [`crate::wal::simdisk`], which implements the WAL's own I/O trait, so simulations run the
 //! real log code.
 
+pub mod chosen;
 pub mod cluster;
 pub mod coverage;
 pub mod kv;

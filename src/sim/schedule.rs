@@ -15,11 +15,14 @@
 //!   sends Accepts for those slots, cut *it* off a few steps later and bring the old leader's
 //!   side back: the next Phase 1 hears the old value at the old ballot and the new one at
 //!   the new ballot (if the new leader learns a slot chosen first, it is cut off at once,
-//!   before its commit point travels);
+//!   before its commit point travels). The stale side campaigns first: for a while the
+//!   others' pre-votes are lost, so the next leader is one that holds the old value, and a
+//!   Phase 1 merge that keeps the wrong one has the chance to;
 //! * **majority window**: cut the leader's links to a minority of its peers, so its window
 //!   reaches exactly a majority; once it knows a slot chosen that no peer knows chosen, cut
-//!   it off from every replica (its clients still reach it and get their answers): the next
-//!   Phase 1 must find the chosen value although its candidate may not hold it;
+//!   it off from every replica (its clients still reach it and get their answers), and lose
+//!   the pre-votes of the peers its window reached for a while: the next candidate is one
+//!   that does not hold the chosen value, and its Phase 1 must find it in a Promise;
 //! * **crash on learning**: when the leader knows a slot chosen that no other replica knows
 //!   chosen yet, crash it before its commit point travels;
 //! * **isolate a reading leader**: when a read-index round starts, cut the leader off, so a
@@ -62,7 +65,14 @@ pub(crate) enum Move {
     Block(usize, Vec<usize>),
     /// Crash-restart this replica, down for this many steps.
     Crash(usize, u64),
+    /// Until the step given, the pre-votes and Prepares these replicas send are lost (the
+    /// others campaign first).
+    Mute(Vec<usize>, u64),
 }
+
+/// How long the replicas that must not lead the next election stay muted: long enough for
+/// another replica's election timeout (at most 20 ticks), pre-vote and Phase 1.
+const MUTE_STEPS: u64 = 40;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
@@ -75,13 +85,16 @@ enum State {
     /// for a higher-ballot leader to propose those slots.
     Stranded {
         old: usize,
+        side: Vec<usize>,
         ballot: Ballot,
         from: Slot,
         until: u64,
     },
-    /// Cut the new leader off at step `at`, or at once when it knows a slot chosen first.
+    /// Cut the new leader off at step `at`, or at once when it knows a slot chosen first;
+    /// the stranded side campaigns first.
     CutNewLeader {
         new: usize,
+        side: Vec<usize>,
         at: u64,
     },
     MajorityArmed {
@@ -90,6 +103,7 @@ enum State {
     /// The leader's window reaches only a majority; waiting for it to learn a slot chosen.
     MajorityWindow {
         leader: usize,
+        cut: Vec<usize>,
         until: u64,
     },
     CrashOnLearnArmed {
@@ -148,7 +162,7 @@ impl Scheduler {
         if expired {
             self.state = State::Idle;
         }
-        match self.state {
+        match &self.state {
             State::Idle => {
                 if self.replicas >= 3 && rng.chance(self.rates.arm) {
                     let until = now + self.rates.wait_steps_max;
@@ -161,13 +175,25 @@ impl Scheduler {
                 }
                 Vec::new()
             }
-            State::CutNewLeader { new, at } if now >= at => {
-                self.struck += 1;
-                self.state = State::Settle { until: now + 40 };
-                vec![Move::HealAndIsolate(new)]
+            State::CutNewLeader { new, side, at } if now >= *at => {
+                let (new, side) = (*new, side.clone());
+                self.cut_new_leader(now, new, &side)
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Cuts the new leader off; the replicas off the stranded side are muted.
+    fn cut_new_leader(&mut self, now: u64, new: usize, side: &[usize]) -> Vec<Move> {
+        self.struck += 1;
+        self.state = State::Settle { until: now + 40 };
+        let others: Vec<usize> = (0..self.replicas)
+            .filter(|j| *j != new && !side.contains(j))
+            .collect();
+        vec![
+            Move::HealAndIsolate(new),
+            Move::Mute(others, now + MUTE_STEPS),
+        ]
     }
 
     /// Replica `i` sends an Accept at `ballot` for slots `first..end`; `leader` tells whether
@@ -180,7 +206,7 @@ impl Scheduler {
         ballot: Ballot,
         (first, end): (Slot, Slot),
     ) -> Vec<Move> {
-        match self.state {
+        match &self.state {
             State::StrandArmed { .. } => {
                 // The leader and fewer than a majority minus one peers: its window reaches
                 // only a minority (for 3 replicas, the leader alone).
@@ -193,6 +219,7 @@ impl Scheduler {
                 }
                 self.state = State::Stranded {
                     old: i,
+                    side: side.clone(),
                     ballot,
                     from: first,
                     until: now + 120,
@@ -201,13 +228,15 @@ impl Scheduler {
             }
             State::Stranded {
                 old,
+                side,
                 ballot: b1,
                 from,
                 ..
-            } if i != old && ballot > b1 && end > from => {
+            } if i != *old && ballot > *b1 && end > *from => {
                 // Let the new leader's Accepts land (delays are 1 to 4 steps).
                 let at = now + 4 + rng.below(8);
-                self.state = State::CutNewLeader { new: i, at };
+                let side = side.clone();
+                self.state = State::CutNewLeader { new: i, side, at };
                 Vec::new()
             }
             State::MajorityArmed { .. } => {
@@ -220,6 +249,7 @@ impl Scheduler {
                 }
                 self.state = State::MajorityWindow {
                     leader: i,
+                    cut: cut.clone(),
                     until: now + 60,
                 };
                 vec![Move::Block(i, cut)]
@@ -230,21 +260,27 @@ impl Scheduler {
 
     /// Leader `i` knows slots chosen that no other replica knows chosen yet.
     pub(crate) fn leader_ahead(&mut self, now: u64, rng: &mut Rng, i: usize) -> Vec<Move> {
-        match self.state {
+        match &self.state {
             State::CrashOnLearnArmed { .. } => {
                 self.struck += 1;
                 self.state = State::Settle { until: now + 20 };
                 vec![Move::Crash(i, rng.below(4))]
             }
-            State::CutNewLeader { new, .. } if new == i => {
-                self.struck += 1;
-                self.state = State::Settle { until: now + 40 };
-                vec![Move::HealAndIsolate(i)]
+            State::CutNewLeader { new, side, .. } if *new == i => {
+                let side = side.clone();
+                self.cut_new_leader(now, i, &side)
             }
-            State::MajorityWindow { leader, .. } if leader == i => {
+            State::MajorityWindow { leader, cut, .. } if *leader == i => {
+                // The peers the window reached hold the chosen value: they wait.
+                let reached: Vec<usize> = (0..self.replicas)
+                    .filter(|j| *j != i && !cut.contains(j))
+                    .collect();
                 self.struck += 1;
                 self.state = State::Settle { until: now + 40 };
-                vec![Move::HealAndIsolate(i)]
+                vec![
+                    Move::HealAndIsolate(i),
+                    Move::Mute(reached, now + MUTE_STEPS),
+                ]
             }
             _ => Vec::new(),
         }
