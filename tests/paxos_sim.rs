@@ -247,7 +247,7 @@ fn a_store_that_mangles_values_is_caught() {
         "mangled values",
         Faults::default(),
         b,
-        &[Check::Validity, Check::Agreement],
+        &[Check::Validity, Check::Agreement, Check::Chosen],
     );
 }
 
@@ -260,12 +260,13 @@ fn a_stuck_completion_path_is_caught_by_the_liveness_checker() {
     assert_caught("lost completions", Faults::default(), b, &[Check::Liveness]);
 }
 
-/// The share of seeds `0..n` (at `replicas`) in which the planted bugs are caught by a safety
-/// checker or the election monitor.
-fn catch_rate(core_bugs: Faults, replicas: u32, n: u64) -> f64 {
+/// The share of seeds `0..n` (at `replicas`) in which the planted bugs are caught by one of
+/// the checks `want`.
+fn catch_rate(core_bugs: Faults, node_bugs: SimBugs, want: &[Check], replicas: u32, n: u64) -> f64 {
     let cfg = SimConfig {
         replicas,
         core_bugs,
+        node_bugs,
         ..SimConfig::default()
     };
     let reports = run_many(&(0..n).collect::<Vec<_>>(), &cfg, threads(), &|_| {});
@@ -274,75 +275,161 @@ fn catch_rate(core_bugs: Faults, replicas: u32, n: u64) -> f64 {
         .filter(|r| {
             r.violation
                 .as_ref()
-                .is_some_and(|v| SAFETY.contains(&v.check) || v.check == Check::Election)
+                .is_some_and(|v| want.contains(&v.check))
         })
         .count();
     caught as f64 / n as f64
 }
 
-// The partial planted bugs: each breaks one rule for some slots, ballots or sequence numbers
-// only. Each must be caught in a fair share of the seeds at both cluster sizes (the README's
-// catch-rate table has the 1,000-seed figures), not just once in a while.
-#[test]
-fn partial_planted_bugs_are_caught_in_a_share_of_the_seeds() {
-    let bugs: [(&str, Faults); 6] = [
-        (
+/// Seeds per cluster size for the catch-rate test.
+const RATE_SEEDS: u64 = 1000;
+
+/// Every planted bug, with the checks that may catch it: safety bugs by a safety check (or the
+/// election monitor), the stuck completion path by the liveness check.
+fn every_planted_bug() -> Vec<(&'static str, Faults, SimBugs, &'static [Check])> {
+    const SAFETY_OR_ELECTION: &[Check] = &[
+        Check::Acceptor,
+        Check::Chosen,
+        Check::Agreement,
+        Check::StateMachine,
+        Check::Validity,
+        Check::Durability,
+        Check::Linearizability,
+        Check::Election,
+    ];
+    let core = |name, f: Faults| (name, f, SimBugs::default(), SAFETY_OR_ELECTION);
+    let node = |name, b: SimBugs, want: &'static [Check]| (name, Faults::default(), b, want);
+    let off = Faults::default();
+    let none = SimBugs::default();
+    vec![
+        core(
+            "(a) promise before durable",
+            Faults {
+                promise_before_durable: true,
+                ..off
+            },
+        ),
+        core(
+            "(b) ignore the highest-ballot value",
+            Faults {
+                ignore_highest_ballot_value: true,
+                ..off
+            },
+        ),
+        core(
+            "(c) accept a lower ballot",
+            Faults {
+                accept_lower_ballot: true,
+                ..off
+            },
+        ),
+        core(
+            "(d) truncate the suffix",
+            Faults {
+                truncate_suffix_on_conflict: true,
+                ..off
+            },
+        ),
+        core(
             "(e) first reported value wins",
             Faults {
                 first_value_wins: true,
-                ..Faults::default()
+                ..off
             },
         ),
-        (
+        core(
             "(f) a Promise forgets one value",
             Faults {
                 promise_forgets_one_value: true,
-                ..Faults::default()
+                ..off
             },
         ),
-        (
+        core(
             "(g) commit point one slot early",
             Faults {
                 commit_one_early: true,
-                ..Faults::default()
+                ..off
             },
         ),
-        (
+        core(
             "(h) sessions re-execute a retry",
             Faults {
                 sessions_reexecute_retry: true,
-                ..Faults::default()
+                ..off
             },
         ),
-        (
+        core(
             "(i) check-quorum off",
             Faults {
                 no_check_quorum: true,
-                ..Faults::default()
+                ..off
             },
         ),
-        (
+        core(
             "(j) pre-vote off",
             Faults {
                 no_prevote: true,
-                ..Faults::default()
+                ..off
             },
         ),
-    ];
-    for (name, f) in bugs {
+        node(
+            "local reads",
+            SimBugs {
+                local_reads: true,
+                ..none
+            },
+            &[Check::Linearizability],
+        ),
+        node(
+            "ack before chosen",
+            SimBugs {
+                ack_before_chosen: true,
+                ..none
+            },
+            &[Check::Durability, Check::Linearizability],
+        ),
+        node(
+            "mangled values",
+            SimBugs {
+                mangle_persisted_values: true,
+                ..none
+            },
+            &[Check::Validity, Check::Agreement, Check::Chosen],
+        ),
+        node(
+            "lost completions",
+            SimBugs {
+                lose_completions: true,
+                ..none
+            },
+            &[Check::Liveness],
+        ),
+    ]
+}
+
+// Every planted bug must be caught in at least a fifth of the seeds at both cluster sizes, so
+// that the 1,000-seed budget of the tests above catches each with certainty, not by luck (the
+// README's catch-rate table has the 1,000-seed figures). The seeds are fixed, so the figures
+// are the same on every run.
+#[test]
+fn every_planted_bug_is_caught_in_a_fifth_of_the_seeds() {
+    let mut low = Vec::new();
+    for (name, core_bugs, node_bugs, want) in every_planted_bug() {
         for replicas in [3, 5] {
-            let rate = catch_rate(f, replicas, 60);
+            let rate = catch_rate(core_bugs, node_bugs, want, replicas, RATE_SEEDS);
             eprintln!(
-                "{name}: caught in {:.0}% of 60 seeds at {replicas} replicas",
+                "{name}: caught in {:.1}% of {RATE_SEEDS} seeds at {replicas} replicas",
                 rate * 100.0
             );
-            assert!(
-                rate >= 0.05,
-                "{name} caught in only {:.1}% of seeds at {replicas} replicas",
-                rate * 100.0
-            );
+            if rate < 0.2 {
+                low.push(format!(
+                    "{name} at {replicas} replicas: {:.1}%",
+                    rate * 100.0
+                ));
+            }
         }
     }
+    assert!(low.is_empty(), "caught in under 20% of the seeds: {low:?}");
 }
 
 #[test]

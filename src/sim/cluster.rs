@@ -25,8 +25,9 @@
 //!   slot;
 //! * **validity**: every applied command is one a client issued, byte for byte;
 //! * **state machine**: after each slot, every replica's key-value state equals a reference
-//!   execution of the agreed log that runs each `(client, seq)` once, and every result a
-//!   replica returns is the reference's (a retry answers its first execution's result);
+//!   execution of the agreed log that runs each `(client, seq)` once (a lower sequence
+//!   number than a client's last is stale and skipped), and every result a replica returns is
+//!   the reference's (a retry answers its first execution's result);
 //! * **durability**: every write a client saw acknowledged is applied, at the end, by every
 //!   replica;
 //! * **linearizability**: each key's client history (puts and compare-and-sets through the
@@ -446,12 +447,16 @@ struct Sim<'a> {
     reference: Reference,
 }
 
-/// The key-value machine's specification run over the agreed log: each `(client, seq)`
-/// executes once, at its first slot; a later occurrence changes nothing and answers the
-/// first result.
+/// The key-value machine's specification run over the agreed log, with the session rule of
+/// [`crate::paxos::Sessions`] written out independently: per client, a command with a higher
+/// sequence number than the last one executed runs; the same number is a retry and answers the
+/// remembered result without running; a lower one is stale and does nothing.
 #[derive(Default)]
 struct Reference {
     values: BTreeMap<u64, u64>,
+    /// Per client: the last sequence number executed.
+    last: BTreeMap<u64, u64>,
+    /// Every command's result, from its one execution.
     results: BTreeMap<(u64, u64), KvOutput>,
     /// The values after each slot.
     after: BTreeMap<Slot, BTreeMap<u64, u64>>,
@@ -460,7 +465,7 @@ struct Reference {
 impl Reference {
     fn apply(&mut self, slot: Slot, value: &Value) {
         for c in value.commands() {
-            if self.results.contains_key(&(c.client, c.seq)) {
+            if self.last.get(&c.client).is_some_and(|seq| *seq >= c.seq) {
                 continue;
             }
             let Some(op) = KvOp::decode(&c.payload) else {
@@ -480,9 +485,15 @@ impl Reference {
                     KvOutput::Swapped(swapped)
                 }
             };
+            self.last.insert(c.client, c.seq);
             self.results.insert((c.client, c.seq), out);
         }
         self.after.insert(slot, self.values.clone());
+    }
+
+    /// The answer to `(client, seq)`: its one execution's result (`None` if it never ran).
+    fn result(&self, client: u64, seq: u64) -> Option<&KvOutput> {
+        self.results.get(&(client, seq))
     }
 }
 
@@ -1342,7 +1353,7 @@ impl Sim<'_> {
             let node = &mut self.nodes[i];
             let out = node.kv.apply(c);
             node.applied.push((c.client, c.seq));
-            let want = self.reference.results.get(&(c.client, c.seq));
+            let want = self.reference.result(c.client, c.seq);
             if out.is_some() && out.as_ref() != want {
                 let detail = format!(
                     "replica {id} answered (client {}, seq {}) at slot {} with {out:?}; its first execution gave {want:?}",
