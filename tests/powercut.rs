@@ -4,10 +4,14 @@
 //! everything not yet synced (data, renames, directory entries) and fails every later write.
 //! After unmount and mount, the log must open with the default recovery mode, be a gap-free
 //! prefix, hold every acknowledged entry with its exact bytes across all earlier cuts, and
-//! hold nothing that was never written. Segments are small, so cuts land during rotation and
-//! segment preparation; some cycles compact.
+//! hold nothing that was never written, and each writer's entries in the order it wrote them.
+//! Segments are small, so cuts land during rotation and segment preparation; three cycles in
+//! four compact, so later segments are recycled files (compacted segments reused, their old
+//! frames still behind the tail) and cuts land while a recycled file is being rewritten (the
+//! test requires at least 3 recycled segments over its 24 cuts).
 //!
-//! A broken variant — acknowledging appends made with `SyncMode::Never` — must be caught.
+//! Two broken variants must be caught: acknowledging appends made with `SyncMode::Never`, and a
+//! recovery that accepts a recycled file's old frames as the segment's own.
 //! Needs root, `mkfs.ext4`, `losetup` and loop devices; where any is missing the tests print
 //! `SKIPPED: <reason>` (also into `CARGO_TARGET_TMPDIR/powercut-skipped`, which `.ci/run` prints) and
 //! return; under `CI=true` a skip on a machine that has root and the tools fails. `SEED=…`
@@ -206,12 +210,24 @@ fn parse(bytes: &[u8]) -> Option<(u64, u64)> {
 struct Outcome {
     cuts: usize,
     acked_checked: usize,
+    /// Segments that reused a compacted segment's file.
+    recycled: u64,
     violations: Vec<String>,
 }
 
-fn opts(broken: bool) -> Options {
-    Options {
-        sync: if broken {
+/// The engine under test: correct, or with one planted bug.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Correct,
+    /// Acknowledges `SyncMode::Never` appends (acking before fsync).
+    AckBeforeFsync,
+    /// Recovery accepts a recycled file's old frames as this segment's.
+    AcceptStaleFrames,
+}
+
+fn opts(v: Variant) -> Options {
+    let mut o = Options {
+        sync: if v == Variant::AckBeforeFsync {
             SyncMode::Never {
                 max_delay: Duration::from_millis(5),
             }
@@ -220,12 +236,14 @@ fn opts(broken: bool) -> Options {
         },
         segment_bytes: 1 << 20,
         ..Options::default()
-    }
+    };
+    o.planted.accept_stale_frames = v == Variant::AcceptStaleFrames;
+    o
 }
 
-/// Runs `cycles` mount / write / cut / remount cycles; `broken` acknowledges `Never`-mode
-/// appends (acking before fsync).
-fn power_cut_loop(fs: &mut LoopFs, seed: u64, cycles: usize, broken: bool) -> Outcome {
+/// Runs `cycles` mount / write / cut / remount cycles of variant `v`.
+fn power_cut_loop(fs: &mut LoopFs, seed: u64, cycles: usize, v: Variant) -> Outcome {
+    let broken = v != Variant::Correct;
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut rand = move || {
         x ^= x << 13;
@@ -240,11 +258,12 @@ fn power_cut_loop(fs: &mut LoopFs, seed: u64, cycles: usize, broken: bool) -> Ou
     let mut out = Outcome {
         cuts: 0,
         acked_checked: 0,
+        recycled: 0,
         violations: Vec::new(),
     };
     for cycle in 0..cycles {
         // Check what the last cut left.
-        let wal = match Wal::open(&log, opts(broken)) {
+        let wal = match Wal::open(&log, opts(v)) {
             Ok(w) => w,
             Err(e) => {
                 out.violations
@@ -270,15 +289,23 @@ fn power_cut_loop(fs: &mut LoopFs, seed: u64, cycles: usize, broken: bool) -> Ou
                 )),
             }
         }
+        // Each writer appends one entry at a time, so its sequence numbers rise with the LSN.
+        let mut last_seq: [Option<(u64, u64)>; 3] = [None; 3];
         for lsn in first.0..=last.0 {
             match wal.read(Lsn(lsn)) {
-                Ok(e) => {
-                    if parse(&e).is_none() {
-                        out.violations.push(format!(
-                            "cycle {cycle}: LSN {lsn} holds bytes never written"
-                        ));
+                Ok(e) => match parse(&e) {
+                    None => out.violations.push(format!(
+                        "cycle {cycle}: LSN {lsn} holds bytes never written"
+                    )),
+                    Some((w, seq)) => {
+                        if let Some((l0, s0)) = last_seq[w as usize].filter(|(_, s0)| *s0 >= seq) {
+                            out.violations.push(format!(
+                                "cycle {cycle}: LSN {lsn} holds writer {w}'s entry {seq}, but LSN {l0} holds its later entry {s0} (an old frame read back?)"
+                            ));
+                        }
+                        last_seq[w as usize] = Some((lsn, seq));
                     }
-                }
+                },
                 Err(e) => out
                     .violations
                     .push(format!("cycle {cycle}: gap at LSN {lsn}: {e}")),
@@ -290,8 +317,8 @@ fn power_cut_loop(fs: &mut LoopFs, seed: u64, cycles: usize, broken: bool) -> Ou
         if !out.violations.is_empty() && !broken {
             return out;
         }
-        if cycle % 5 == 4 && last.0 > 2000 {
-            let to = Lsn(last.0 - 1000);
+        if cycle % 4 != 0 && last.0 > 1000 {
+            let to = Lsn(last.0 - 500);
             if wal.compact_before(to).is_ok() {
                 compacted_to = to;
             }
@@ -335,6 +362,7 @@ fn power_cut_loop(fs: &mut LoopFs, seed: u64, cycles: usize, broken: bool) -> Ou
         for (lsn, p) in got.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             acked.insert(lsn, p);
         }
+        out.recycled += wal.stats().segments_recycled;
         drop(wal);
         if let Err(e) = fs.unmount().and_then(|_| fs.mount()) {
             out.violations
@@ -363,11 +391,12 @@ fn acknowledged_entries_survive_power_cuts() {
     };
     let seed = seed();
     let t = Instant::now();
-    let out = power_cut_loop(&mut fs, seed, 24, false);
+    let out = power_cut_loop(&mut fs, seed, 24, Variant::Correct);
     eprintln!(
-        "SEED={seed}: {} power cuts, {} acknowledged-entry checks, {:.1} s",
+        "SEED={seed}: {} power cuts, {} acknowledged-entry checks, {} segments recycled, {:.1} s",
         out.cuts,
         out.acked_checked,
+        out.recycled,
         t.elapsed().as_secs_f64()
     );
     assert!(
@@ -377,6 +406,11 @@ fn acknowledged_entries_survive_power_cuts() {
     );
     assert!(out.cuts >= 20);
     assert!(out.acked_checked > 0, "nothing was acknowledged");
+    assert!(
+        out.recycled >= 3,
+        "only {} segments were recycled",
+        out.recycled
+    );
 }
 
 #[test]
@@ -388,7 +422,7 @@ fn checker_catches_acknowledging_before_fsync() {
             return;
         }
     };
-    let out = power_cut_loop(&mut fs, seed(), 12, true);
+    let out = power_cut_loop(&mut fs, seed(), 12, Variant::AckBeforeFsync);
     eprintln!(
         "acking before fsync: {} violations over {} cuts; first: {}",
         out.violations.len(),
@@ -398,6 +432,30 @@ fn checker_catches_acknowledging_before_fsync() {
     assert!(
         !out.violations.is_empty(),
         "acking before fsync survived {} power cuts unnoticed",
+        out.cuts
+    );
+}
+
+#[test]
+fn checker_catches_accepting_a_recycled_files_old_frames() {
+    let mut fs = match LoopFs::new() {
+        Ok(f) => f,
+        Err(why) => {
+            skip("power-cut recycled-frames test", &why);
+            return;
+        }
+    };
+    let out = power_cut_loop(&mut fs, seed(), 24, Variant::AcceptStaleFrames);
+    eprintln!(
+        "accepting old frames: {} violations over {} cuts ({} segments recycled); first: {}",
+        out.violations.len(),
+        out.cuts,
+        out.recycled,
+        out.violations.first().map_or("-", String::as_str)
+    );
+    assert!(
+        !out.violations.is_empty(),
+        "accepting a recycled file's old frames survived {} power cuts unnoticed",
         out.cuts
     );
 }
