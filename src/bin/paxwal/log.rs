@@ -28,6 +28,10 @@ pub enum LogCommand {
         /// Segment size in bytes (for tests).
         #[arg(long, hide = true)]
         segment_bytes: Option<u64>,
+        /// Keep about the last N durable entries: compact older ones while appending (whole
+        /// segments go; their files are reused for new segments).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        keep: Option<u64>,
     },
     /// Print `LSN<TAB>payload` for each entry, in order. Read-only.
     Dump {
@@ -58,14 +62,18 @@ pub enum LogCommand {
 /// Runs one `paxwal log` command; returns its exit code.
 pub fn run(args: LogArgs) -> Result<u8, Error> {
     match args.command {
-        LogCommand::Append { dir, segment_bytes } => append(dir, segment_bytes),
+        LogCommand::Append {
+            dir,
+            segment_bytes,
+            keep,
+        } => append(dir, segment_bytes, keep),
         LogCommand::Dump { dir, from, to } => dump(dir, from, to),
         LogCommand::Verify { dir, json } => verify_cmd(dir, json),
         LogCommand::Inspect { dir } => inspect(dir),
     }
 }
 
-fn append(dir: PathBuf, segment_bytes: Option<u64>) -> Result<u8, Error> {
+fn append(dir: PathBuf, segment_bytes: Option<u64>, keep: Option<u64>) -> Result<u8, Error> {
     let mut opts = Options::default();
     if let Some(b) = segment_bytes {
         opts.segment_bytes = b;
@@ -99,9 +107,15 @@ fn append(dir: PathBuf, segment_bytes: Option<u64>) -> Result<u8, Error> {
         });
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
+        let mut compacted_at = 0u64;
         for t in rx.iter() {
             wal.wait_durable(&t)?;
             writeln!(out, "{}", t.last).map_err(|e| Error::io("write", "stdout", e))?;
+            // Compact behind the durable entries, every 256 of them.
+            if let Some(k) = keep.filter(|k| t.last.0 >= compacted_at + k + 256) {
+                compacted_at = t.last.0 - k;
+                wal.compact_before(Lsn(compacted_at))?;
+            }
             if rx.is_empty() {
                 out.flush().map_err(|e| Error::io("write", "stdout", e))?;
             }
