@@ -119,8 +119,10 @@ impl std::future::Future for Durable<'_> {
         }
         drop(st);
         // Started after the demand is recorded: the flusher's first look sees it.
-        self.wal.ensure_flusher();
-        Poll::Pending
+        match self.wal.ensure_flusher() {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
@@ -382,7 +384,7 @@ impl Wal {
             flusher: AtomicBool::new(false),
             report,
         };
-        wal.start_threads();
+        wal.start_threads()?;
         Ok(wal)
     }
 
@@ -411,43 +413,53 @@ impl Wal {
         }
     }
 
-    fn start_threads(&self) {
+    /// Starts the background threads; an error if the system cannot create one (the open
+    /// fails, and dropping the log stops any thread already started).
+    fn start_threads(&self) -> Result<()> {
         let mut threads = self.threads.lock();
         if self.inner.opts.prealloc == Prealloc::Background {
             let inner = self.inner.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("paxwal-prealloc".into())
-                    .spawn(move || inner.prepare_loop())
-                    .expect("spawn the segment preparer"),
-            );
+            let h = std::thread::Builder::new()
+                .name("paxwal-prealloc".into())
+                .spawn(move || inner.prepare_loop())
+                .map_err(|e| Error::io("spawn the segment preparer for", &self.inner.dir, e))?;
+            threads.push(h);
         }
         // The flusher: syncs on a timer in the batched modes, and on demand for `Durable`
         // futures in every mode. In `Always` nothing else needs it, so it starts at the first
         // future that waits (opening a log costs no thread it may never use).
         if self.inner.opts.sync != SyncMode::Always {
-            self.start_flusher(&mut threads);
+            self.start_flusher(&mut threads)?;
         }
+        Ok(())
     }
 
-    fn start_flusher(&self, threads: &mut Vec<JoinHandle<()>>) {
+    fn start_flusher(&self, threads: &mut Vec<JoinHandle<()>>) -> Result<()> {
         if self.flusher.swap(true, Ordering::AcqRel) {
-            return;
+            return Ok(());
         }
         let inner = self.inner.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("paxwal-flusher".into())
-                .spawn(move || inner.flush_loop())
-                .expect("spawn the flusher"),
-        );
+        match std::thread::Builder::new()
+            .name("paxwal-flusher".into())
+            .spawn(move || inner.flush_loop())
+        {
+            Ok(h) => {
+                threads.push(h);
+                Ok(())
+            }
+            Err(e) => {
+                self.flusher.store(false, Ordering::Release);
+                Err(Error::io("spawn the flusher for", &self.inner.dir, e))
+            }
+        }
     }
 
     /// Starts the flusher if it is not running (a `Durable` future is about to wait).
-    fn ensure_flusher(&self) {
+    fn ensure_flusher(&self) -> Result<()> {
         if !self.flusher.load(Ordering::Acquire) && !self.inner.opts.read_only {
-            self.start_flusher(&mut self.threads.lock());
+            self.start_flusher(&mut self.threads.lock())?;
         }
+        Ok(())
     }
 
     /// What recovery found when this log was opened.
