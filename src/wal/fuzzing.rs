@@ -52,6 +52,19 @@ fn entry(i: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The base logs' entries, built once: `expected(lsn)` is `entry(lsn)` without rebuilding it
+/// for every LSN every input checks.
+fn expected(lsn: u64) -> std::borrow::Cow<'static, [u8]> {
+    const CACHED: u64 = 512;
+    static ENTRIES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    if lsn >= CACHED {
+        return entry(lsn).into();
+    }
+    ENTRIES.get_or_init(|| (0..CACHED).map(entry).collect())[lsn as usize]
+        .as_slice()
+        .into()
+}
+
 fn small_opts() -> Options {
     Options {
         prealloc: Prealloc::Inline,
@@ -64,7 +77,7 @@ fn small_opts() -> Options {
 /// One base log for [`recovery_edits`]: its files, built once, and the entries it holds.
 struct Base {
     /// Every file of the closed log (segments, orphans, META), sorted by path.
-    files: Vec<(PathBuf, Vec<u8>)>,
+    files: Files,
     /// Options it was made with (recovery mode aside).
     opts: Options,
     /// First and last LSN the unedited log opens to.
@@ -92,17 +105,21 @@ fn fill(wal: &Wal, from: u64, to: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn snapshot(disk: &SimDisk) -> Vec<(PathBuf, Vec<u8>)> {
+/// A log's files, sorted by path, each shared copy-on-write: an edit copies only the files it
+/// changes, and the disks each input builds share the rest.
+type Files = Vec<(PathBuf, Arc<Vec<u8>>)>;
+
+fn snapshot(disk: &SimDisk) -> Files {
     disk.file_names()
         .into_iter()
-        .filter_map(|p| disk.read_file(&p).map(|b| (p, b)))
+        .filter_map(|p| disk.read_file(&p).map(|b| (p, Arc::new(b))))
         .collect()
 }
 
-fn segment_files(files: &[(PathBuf, Vec<u8>)]) -> impl Iterator<Item = (SegmentId, &Vec<u8>)> {
+fn segment_files(files: &[(PathBuf, Arc<Vec<u8>>)]) -> impl Iterator<Item = (SegmentId, &Vec<u8>)> {
     files.iter().filter_map(|(p, b)| {
         let id = parse_segment_name(p.file_name()?.to_str()?)?;
-        Some((id, b))
+        Some((id, &**b))
     })
 }
 
@@ -216,7 +233,7 @@ fn delta(b: u8) -> i64 {
 
 /// Applies the edits `data` encodes to `files`. Each edit is an op byte, a file byte and two
 /// position bytes, then op-specific bytes.
-fn apply_edits(files: &mut Vec<(PathBuf, Vec<u8>)>, data: &[u8]) {
+fn apply_edits(files: &mut Files, data: &[u8]) {
     let mut it = data.iter().copied();
     while let (Some(op), Some(f), Some(a), Some(b)) = (it.next(), it.next(), it.next(), it.next()) {
         if files.is_empty() {
@@ -228,16 +245,16 @@ fn apply_edits(files: &mut Vec<(PathBuf, Vec<u8>)>, data: &[u8]) {
         let at = pos16 * 3 % (len + 1);
         match op % 10 {
             // Truncate.
-            0 => files[fi].1.truncate(at),
+            0 => Arc::make_mut(&mut files[fi].1).truncate(at),
             // Append bytes.
             1 => {
                 let k = usize::from(it.next().unwrap_or(0));
-                files[fi].1.extend(it.by_ref().take(k));
+                Arc::make_mut(&mut files[fi].1).extend(it.by_ref().take(k));
             }
             // Overwrite bytes.
             2 => {
                 let k = usize::from(it.next().unwrap_or(0));
-                let bytes = &mut files[fi].1;
+                let bytes = Arc::make_mut(&mut files[fi].1);
                 for (j, x) in it.by_ref().take(k).enumerate() {
                     if let Some(slot) = bytes.get_mut(at + j) {
                         *slot = x;
@@ -247,14 +264,14 @@ fn apply_edits(files: &mut Vec<(PathBuf, Vec<u8>)>, data: &[u8]) {
             // Zero a range.
             3 => {
                 let k = usize::from(it.next().unwrap_or(0)) * 16;
-                let bytes = &mut files[fi].1;
+                let bytes = Arc::make_mut(&mut files[fi].1);
                 let end = (at + k).min(bytes.len());
                 bytes[at..end].fill(0);
             }
             // Flip one bit.
             4 => {
                 let bit = it.next().unwrap_or(0);
-                if let Some(x) = files[fi].1.get_mut(at) {
+                if let Some(x) = Arc::make_mut(&mut files[fi].1).get_mut(at) {
                     *x ^= 1 << (bit % 8);
                 }
             }
@@ -289,7 +306,7 @@ fn apply_edits(files: &mut Vec<(PathBuf, Vec<u8>)>, data: &[u8]) {
                 let i = match files.iter().position(|(p, _)| *p == path) {
                     Some(i) => i,
                     None => {
-                        files.push((path, Vec::new()));
+                        files.push((path, Arc::new(Vec::new())));
                         files.sort_by(|x, y| x.0.cmp(&y.0));
                         files
                             .iter()
@@ -305,13 +322,12 @@ fn apply_edits(files: &mut Vec<(PathBuf, Vec<u8>)>, data: &[u8]) {
                     first_segment: SegmentId(m.first_segment.0.saturating_add_signed(delta(a) % 8)),
                     first_lsn: Lsn(m.first_lsn.0.saturating_add_signed(delta(b))),
                 };
-                files[i].1 = m.encode().to_vec();
+                files[i].1 = Arc::new(m.encode().to_vec());
             }
             // Rewrite a segment header with a valid checksum: id moved, flags changed.
             _ => {
                 let flags = it.next().unwrap_or(0);
-                let bytes = &mut files[fi].1;
-                if let Ok(h) = SegmentHeader::decode(bytes) {
+                if let Ok(h) = SegmentHeader::decode(&files[fi].1) {
                     let h = SegmentHeader {
                         id: SegmentId(h.id.0.saturating_add_signed(delta(a) % 8)),
                         flags: h.flags ^ u32::from(flags % 4),
@@ -322,14 +338,14 @@ fn apply_edits(files: &mut Vec<(PathBuf, Vec<u8>)>, data: &[u8]) {
                         },
                         ..h
                     };
-                    h.encode(bytes);
+                    h.encode(Arc::make_mut(&mut files[fi].1).as_mut_slice());
                 }
             }
         }
     }
 }
 
-fn tail_cut(files: &mut Vec<(PathBuf, Vec<u8>)>, pos16: usize, how: u8) {
+fn tail_cut(files: &mut Files, pos16: usize, how: u8) {
     let mut segs: Vec<(SegmentId, usize)> = files
         .iter()
         .enumerate()
@@ -341,12 +357,13 @@ fn tail_cut(files: &mut Vec<(PathBuf, Vec<u8>)>, pos16: usize, how: u8) {
     let mut remove = Vec::new();
     let mut x = u64::from(how) << 32 | pos16 as u64 | 1;
     for &(_, i) in &segs {
-        let bytes = &mut files[i].1;
-        let from = cut.min(bytes.len());
+        let len = files[i].1.len();
+        let from = cut.min(len);
         cut -= from;
-        if from == bytes.len() && cut > 0 {
+        if from == len && cut > 0 {
             continue;
         }
+        let bytes = Arc::make_mut(&mut files[i].1);
         match how % 3 {
             0 => bytes[from..].fill(0),
             1 if from == 0 => remove.push(i),
@@ -393,6 +410,7 @@ pub fn recovery_edits_with(data: &[u8], planted: PlantedBugs) -> Result<(), Stri
     let base = &bases[usize::from(pick) % bases.len()];
     let mut files = base.files.clone();
     apply_edits(&mut files, edits);
+    // Files no edit touched are still the base's (the comparison sees the same pointer).
     let unedited = files == base.files;
     for mode in [
         RecoveryMode::Strict,
@@ -403,7 +421,7 @@ pub fn recovery_edits_with(data: &[u8], planted: PlantedBugs) -> Result<(), Stri
         // Each mode on its own copy: opening may repair files.
         let disk = SimDisk::new();
         for (p, b) in &files {
-            disk.write_file(p, b.clone());
+            disk.write_file_shared(p, b.clone());
         }
         let opts = Options {
             recovery: mode,
@@ -473,7 +491,7 @@ pub fn recovery_edits_with(data: &[u8], planted: PlantedBugs) -> Result<(), Stri
 fn check_entries(wal: &Wal, mode: RecoveryMode, unedited: bool, upto: Lsn) -> Result<(), String> {
     for lsn in wal.first_lsn().0..=upto.0 {
         match wal.read(Lsn(lsn)) {
-            Ok(e) if *e == entry(lsn)[..] => {}
+            Ok(e) if *e == *expected(lsn) => {}
             Ok(_) => return Err(format!("{mode:?}: LSN {lsn} reads changed bytes")),
             Err(Error::Skipped { .. }) if mode == RecoveryMode::SkipCorrupted && !unedited => {}
             Err(e) => return Err(format!("{mode:?}: LSN {lsn}: {e}")),

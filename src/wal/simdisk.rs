@@ -28,10 +28,13 @@ pub struct SimDisk {
     inner: Arc<Mutex<DiskState>>,
 }
 
+/// A file's bytes as the running system sees them (`live`) and as they are on the platter
+/// (`durable`). Shared copy-on-write: cloning a disk or a crash image, or writing one file's
+/// bytes into several disks, copies nothing until a file is written.
 #[derive(Debug, Default, Clone)]
 struct Inode {
-    live: Vec<u8>,
-    durable: Vec<u8>,
+    live: Arc<Vec<u8>>,
+    durable: Arc<Vec<u8>>,
 }
 
 /// One write not yet made durable, in the order it was issued.
@@ -139,16 +142,19 @@ impl DiskState {
     }
 }
 
-fn apply_write(buf: &mut Vec<u8>, kind: &WriteKind) {
+fn apply_write(buf: &mut Arc<Vec<u8>>, kind: &WriteKind) {
     match kind {
+        // An empty write changes nothing (it does not extend the file).
+        WriteKind::Data { bytes, .. } if bytes.is_empty() => {}
         WriteKind::Data { offset, bytes } => {
+            let buf = Arc::make_mut(buf);
             let end = *offset as usize + bytes.len();
             if buf.len() < end {
                 buf.resize(end, 0);
             }
             buf[*offset as usize..end].copy_from_slice(bytes);
         }
-        WriteKind::SetLen(len) => buf.resize(*len as usize, 0),
+        WriteKind::SetLen(len) => Arc::make_mut(buf).resize(*len as usize, 0),
     }
 }
 
@@ -227,7 +233,7 @@ impl SimDisk {
                         let mut torn = bytes[..n].to_vec();
                         let end = *offset as usize + bytes.len();
                         if inode.live.len() < end {
-                            inode.live.resize(end, 0);
+                            Arc::make_mut(&mut inode.live).resize(end, 0);
                         }
                         match fill {
                             TearFill::Old => {
@@ -258,6 +264,9 @@ impl SimDisk {
                     }
                 }
             }
+        }
+        // After the reboot everything on the platter is durable.
+        for inode in inodes.values_mut() {
             inode.durable = inode.live.clone();
         }
         let mut names = st.durable_names.clone();
@@ -293,11 +302,17 @@ impl SimDisk {
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.inner.lock();
         let ino = st.live_names.get(path)?;
-        st.inodes.get(ino).map(|i| i.live.clone())
+        st.inodes.get(ino).map(|i| i.live.to_vec())
     }
 
     /// Replaces a file's contents, durably (an offline edit).
     pub fn write_file(&self, path: &Path, bytes: Vec<u8>) {
+        self.write_file_shared(path, Arc::new(bytes));
+    }
+
+    /// [`write_file`](Self::write_file) with bytes shared copy-on-write: writing the same
+    /// bytes into many disks copies them only where a disk changes the file.
+    pub fn write_file_shared(&self, path: &Path, bytes: Arc<Vec<u8>>) {
         let mut st = self.inner.lock();
         let ino = match st.live_names.get(path) {
             Some(&i) => i,
