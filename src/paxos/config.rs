@@ -128,11 +128,12 @@ pub struct Faults {
     ///
     /// [`StoreRecord::TruncateAfter`]: super::StoreRecord::TruncateAfter
     pub truncate_suffix_on_conflict: bool,
-    /// (e) Partial P2c break: merging Phase 1 reports, a new leader keeps, for odd slots, the
-    /// *first* value reported (its own, if it holds one) instead of the highest-ballot one.
+    /// (e) Partial P2c break: merging Phase 1 reports, a new leader keeps, for slots not
+    /// divisible by 3, the *first* value reported (its own, if it holds one) instead of the
+    /// highest-ballot one.
     pub first_value_wins: bool,
-    /// (f) For Prepares whose ballot round is odd, an acceptor leaves the lowest-slot entry it
-    /// holds out of its Promise.
+    /// (f) For Prepares whose ballot round is not divisible by 3, an acceptor leaves the
+    /// lowest-slot entry it holds out of its Promise.
     pub promise_forgets_one_value: bool,
     /// (g) A leader counts an even slot chosen one vote short of a majority (its commit point
     /// runs one slot early).
