@@ -1230,7 +1230,7 @@ planted!(
 planted!(
     finds_accept_lower_ballot,
     accept_lower_ballot,
-    N3_RUNS_AFTER_A_CHOICE
+    TWO_SLOTS_PROPOSED
 );
 planted!(
     finds_truncate_suffix_on_conflict,
