@@ -17,17 +17,35 @@
 //! crashes and retries.
 //!
 //! Properties: agreement (one value per slot, across replicas and incarnations), validity
-//! (only issued commands are applied), the acceptor monitor (a restarted acceptor recovers
-//! every Promise and Accepted it sent; nothing is accepted below a promise), the election
-//! monitor of the simulator (pre-vote before Phase 1; check-quorum), and linearizability of the
-//! clients' answers with stateright's `LinearizabilityTester`. The same tester is checked
-//! against the simulator's WGL checker on generated histories, linearizable and not.
+//! (only issued commands are applied), the chosen-value monitor of the simulator
+//! (`paxwal::sim::chosen`: P2b on the acceptors' durable votes, one value per ballot, a value
+//! applied only once a majority durably accepted it), the acceptor monitor (a restarted
+//! acceptor recovers every Promise and Accepted it sent; nothing is accepted below a promise),
+//! the election monitor of the simulator (pre-vote before Phase 1; check-quorum), and
+//! linearizability of the clients' answers with stateright's `LinearizabilityTester`. The same
+//! tester is checked against the simulator's WGL checker on generated histories, linearizable
+//! and not.
 //!
-//! Planted bugs are hunted depth first with a counterexample trace (today: pre-vote off).
-//! `MODEL_CHECK_DEPTH=N` deepens the exhaustive bound.
+//! The real core is checked breadth first from the initial state (`MODEL_CHECK_DEPTH=N`
+//! deepens the bound, `MODEL_CHECK_LONG=1` runs a longer check).
+//!
+//! Every planted bug of [`Faults`] is hunted, each in a *scenario*: a short scripted prefix of
+//! the model's own steps, each applied from the initial state through `next_state` (so the
+//! search starts from a state the model reaches, and the prefix itself must break no rule),
+//! then a breadth-first search from its end, bounded in steps, timeouts and crashes, with an
+//! iteratively growing bound so the steps found after the prefix are as few as can be; the
+//! counterexample printed is the prefix, then those steps. A scenario may also let the network lose messages in flight: they stay in
+//! the state's network, the search just never delivers them, so every path it explores is a
+//! path of the model. Bug conditions depend on parity (slot, ballot round, sequence number),
+//! and the scenarios are picked to meet them: e.g. (e) acts at slots not divisible by 3, so
+//! its scenario has the stale and the chosen values at slots 0 and 1; (i) acts at even rounds,
+//! so its leader leads at round 2. Each scenario is also searched with the same bound on the
+//! real core, which must break nothing there (otherwise the scenario itself would be the
+//! violation); the states explored are reported.
 #![cfg(feature = "sim")]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use paxwal::node::kv::{KvMachine, KvOp, KvOutput};
@@ -35,6 +53,7 @@ use paxwal::paxos::codec::{decode_message, encode_message};
 use paxwal::paxos::{
     Action, Body, Command, Config, Faults, Message, PersistToken, Replica, StoreRecord, Value,
 };
+use paxwal::sim::chosen::ChosenMonitor;
 use paxwal::sim::linearizability::{check, Model as WglModel, Operation, Verdict};
 use paxwal::sim::monitor::ElectionMonitor;
 use paxwal::store::AcceptorState;
@@ -122,6 +141,10 @@ struct Bounds {
     retries: u8,
     /// Deliveries that leave the message in the network (duplicates).
     duplicates: u8,
+    /// The replicas (a bit per index) whose timeouts, and whose crashes, are explored: a
+    /// scenario may look only at some (every path explored is still a path of the model).
+    timeout_of: u8,
+    crash_of: u8,
     faults: Faults,
 }
 
@@ -177,11 +200,14 @@ struct State {
     history: LinearizabilityTester<usize, Register>,
     /// The value first applied at each slot, anywhere.
     chosen: BTreeMap<Slot, Value>,
+    /// The chosen-value monitor of the simulator (P2b on durable votes, one value per
+    /// ballot, applied values chosen first).
+    votes: ChosenMonitor,
     elect: ElectionMonitor,
     timeouts: u8,
     crashes: u8,
     duplicates: u8,
-    /// The first rule a step broke (agreement, validity, acceptor, election).
+    /// The first rule a step broke (agreement, validity, chosen value, acceptor, election).
     broken: Option<String>,
 }
 
@@ -201,6 +227,12 @@ enum Step {
 
 struct PaxosModel {
     b: Bounds,
+    /// Where the search starts: the end state of a scenario's scripted prefix (`None`: the
+    /// initial state).
+    start: Option<State>,
+    /// Messages the network lost in the prefix: still in the state's network (the start state
+    /// is reached by the model's own steps), never delivered by the search.
+    lost: BTreeSet<(To, Msg)>,
 }
 
 fn ids(n: usize) -> Vec<NodeId> {
@@ -237,12 +269,38 @@ impl PaxosModel {
         }
     }
 
+    /// The initial state: every replica new and empty, nothing sent.
+    fn initial(&self) -> State {
+        let n = self.b.replicas;
+        State {
+            nodes: (0..n).map(|i| self.boot(i, Vec::new())).collect(),
+            net: BTreeSet::new(),
+            sends: vec![0; OPS.len()],
+            answered: vec![false; OPS.len()],
+            history: LinearizabilityTester::new(Register::default()),
+            chosen: BTreeMap::new(),
+            votes: ChosenMonitor::new(n),
+            elect: ElectionMonitor::new(n, self.config(0).election_timeout_ticks_max),
+            timeouts: 0,
+            crashes: 0,
+            duplicates: 0,
+            broken: None,
+        }
+    }
+
     /// Carries out replica `i`'s actions.
     fn pump(&self, s: &mut State, i: usize) {
         let actions = s.nodes[i].replica.take_actions();
         for a in actions {
             match a {
                 Action::Persist { records, token } => {
+                    for r in &records {
+                        if let StoreRecord::Accept(e) = r {
+                            if let Some(d) = s.votes.proposed(e) {
+                                s.fail(format!("chosen value: replica {}: {d}", i + 1));
+                            }
+                        }
+                    }
                     s.nodes[i].pending.push_back((token, records));
                 }
                 Action::Send(m) => {
@@ -268,6 +326,9 @@ impl PaxosModel {
                     s.net.insert((To::Replica(to), Msg::Peer(bytes)));
                 }
                 Action::Apply { slot, value } => {
+                    if let Some(d) = s.votes.applied(slot, &value) {
+                        s.fail(format!("chosen value: replica {}: {d}", i + 1));
+                    }
                     match s.chosen.get(&slot) {
                         Some(v) if *v != value => {
                             s.fail(format!("agreement: slot {} applied as two values", slot.0))
@@ -312,20 +373,7 @@ impl Model for PaxosModel {
     type Action = Step;
 
     fn init_states(&self) -> Vec<State> {
-        let n = self.b.replicas;
-        vec![State {
-            nodes: (0..n).map(|i| self.boot(i, Vec::new())).collect(),
-            net: BTreeSet::new(),
-            sends: vec![0; OPS.len()],
-            answered: vec![false; OPS.len()],
-            history: LinearizabilityTester::new(Register::default()),
-            chosen: BTreeMap::new(),
-            elect: ElectionMonitor::new(n, self.config(0).election_timeout_ticks_max),
-            timeouts: 0,
-            crashes: 0,
-            duplicates: 0,
-            broken: None,
-        }]
+        vec![self.start.clone().unwrap_or_else(|| self.initial())]
     }
 
     fn actions(&self, s: &State, out: &mut Vec<Step>) {
@@ -333,6 +381,9 @@ impl Model for PaxosModel {
             return; // a counterexample ends here
         }
         for (to, m) in &s.net {
+            if !self.lost.is_empty() && self.lost.contains(&(*to, m.clone())) {
+                continue;
+            }
             out.push(Step::Deliver(*to, m.clone()));
             if s.duplicates < self.b.duplicates && matches!(to, To::Replica(_)) {
                 out.push(Step::DeliverCopy(*to, m.clone()));
@@ -342,10 +393,10 @@ impl Model for PaxosModel {
             if !s.nodes[i].pending.is_empty() {
                 out.push(Step::Persist(i));
             }
-            if s.timeouts < self.b.timeouts {
+            if s.timeouts < self.b.timeouts && self.b.timeout_of & (1 << i) != 0 {
                 out.push(Step::Timeout(i));
             }
-            if s.crashes < self.b.crashes {
+            if s.crashes < self.b.crashes && self.b.crash_of & (1 << i) != 0 {
                 out.push(Step::Crash(i));
             }
         }
@@ -419,6 +470,13 @@ impl Model for PaxosModel {
             }
             Step::Persist(i) => {
                 let (token, records) = s.nodes[i].pending.pop_front()?;
+                for r in &records {
+                    if let StoreRecord::Accept(e) = r {
+                        if let Some(d) = s.votes.accepted(i, e) {
+                            s.fail(format!("chosen value: replica {}: {d}", i + 1));
+                        }
+                    }
+                }
                 s.nodes[i].durable.extend(records);
                 s.nodes[i].replica.persisted(token);
                 self.pump(&mut s, i);
@@ -484,6 +542,8 @@ fn bounds(faults: Faults) -> Bounds {
         crashes: 1,
         retries: 1,
         duplicates: 0,
+        timeout_of: 0b111,
+        crash_of: 0b111,
         faults,
     }
 }
@@ -493,41 +553,38 @@ struct Outcome {
     unique: usize,
     depth: usize,
     seconds: f64,
-    counterexample: Option<String>,
+    /// The property broken and the steps (with their descriptions) that break it.
+    counterexample: Option<(String, Vec<String>)>,
     answered: bool,
 }
 
-fn explore(b: Bounds, depth: usize, stop_at_first: bool) -> Outcome {
+/// Explores `model` breadth first; `depth` is stateright's bound (the initial state has depth
+/// 1 and states at the bound are not checked, so paths of up to `depth - 2` steps are).
+fn explore(model: PaxosModel, depth: usize, stop_at_first: bool) -> Outcome {
     let t = Instant::now();
-    let builder = PaxosModel { b }.checker().target_max_depth(depth);
-    if stop_at_first {
-        // Hunting a planted bug: depth first, to reach the deep paths soon, within a budget.
-        let c = builder
+    let builder = model.checker().target_max_depth(depth);
+    let c = if stop_at_first {
+        builder
             .finish_when(stateright::HasDiscoveries::AnyFailures)
-            .timeout(std::time::Duration::from_secs(hunt_seconds()))
-            .spawn_dfs()
-            .join();
-        outcome(&c, t)
+            .spawn_bfs()
+            .join()
     } else {
-        outcome(&builder.spawn_bfs().join(), t)
-    }
-}
-
-fn outcome(c: &impl Checker<PaxosModel>, t: Instant) -> Outcome {
+        builder.spawn_bfs().join()
+    };
     let mut counterexample = None;
     for name in ["no rule broken", "linearizable"] {
         if let Some(p) = c.discovery(name) {
-            let last = p.last_state().clone();
-            let steps: Vec<String> = p.into_actions().iter().map(|a| format!("{a:?}")).collect();
-            counterexample = Some(format!(
-                "{name} fails after {} steps: {}\nhistory: {:?}\ntrace:\n  {}",
-                steps.len(),
-                last.broken
-                    .as_deref()
-                    .unwrap_or("(history not linearizable)"),
-                last.history,
-                steps.join("\n  ")
-            ));
+            let path = p.into_vec();
+            let last = &path[path.len() - 1].0;
+            let why = match &last.broken {
+                Some(b) => b.clone(),
+                None => format!("history not linearizable: {:?}", last.history),
+            };
+            let steps = path
+                .iter()
+                .filter_map(|(s, a)| a.as_ref().map(|a| describe(s, a)))
+                .collect();
+            counterexample = Some((format!("{name}: {why}"), steps));
             break;
         }
     }
@@ -539,20 +596,6 @@ fn outcome(c: &impl Checker<PaxosModel>, t: Instant) -> Outcome {
         counterexample,
         answered: c.discovery("both commands answered").is_some(),
     }
-}
-
-fn hunt_seconds() -> u64 {
-    std::env::var("MODEL_CHECK_HUNT_SECONDS")
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(20)
-}
-
-fn hunt_depth() -> usize {
-    std::env::var("MODEL_CHECK_HUNT_DEPTH")
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(40)
 }
 
 fn depth() -> usize {
@@ -576,7 +619,15 @@ fn the_real_core_breaks_no_property_within_the_bound() {
     } else {
         (bounds(Faults::default()), depth())
     };
-    let o = explore(b.clone(), depth, false);
+    let o = explore(
+        PaxosModel {
+            b: b.clone(),
+            start: None,
+            lost: BTreeSet::new(),
+        },
+        depth,
+        false,
+    );
     eprintln!(
         "model check: {} replicas, {} commands, {} timeouts, {} crash, {} retry: {} states ({} unique), depth {}, {:.1} s",
         b.replicas,
@@ -589,8 +640,11 @@ fn the_real_core_breaks_no_property_within_the_bound() {
         o.depth,
         o.seconds
     );
-    if let Some(c) = o.counterexample {
-        panic!("the real core breaks a property: {c}");
+    if let Some((why, steps)) = o.counterexample {
+        panic!(
+            "the real core breaks a property: {why}\ntrace:\n  {}",
+            steps.join("\n  ")
+        );
     }
     // The CI bound is shallow (every interleaving of the first elections, proposals and a
     // crash); whether it reaches both answers is reported, not required.
@@ -602,36 +656,610 @@ fn the_real_core_breaks_no_property_within_the_bound() {
     );
 }
 
-fn assert_found(name: &str, faults: Faults, b: Bounds) {
-    let o = explore(Bounds { faults, ..b }, hunt_depth(), true);
-    match o.counterexample {
-        Some(c) => eprintln!(
-            "planted bug {name}: found after {} states in {:.1} s. {c}",
-            o.unique, o.seconds
+// ----- traces ---------------------------------------------------------------------------------
+
+/// A value in a trace: `c0` is client 0's compare-and-set (empty to 1), `c1` client 1's (1 to
+/// 2); `no-op` the empty batch.
+fn value(v: &Value) -> String {
+    if v.is_noop() {
+        return "no-op".into();
+    }
+    let cs: Vec<String> = v
+        .commands()
+        .iter()
+        .map(|c| format!("c{}", c.client.wrapping_sub(1)))
+        .collect();
+    cs.join("+")
+}
+
+fn body(b: &Body) -> String {
+    match b {
+        Body::PreVote { ballot, chosen } => format!("PreVote {ballot} (chosen {chosen})"),
+        Body::PreVoteReply {
+            ballot,
+            granted,
+            promised,
+        } => format!(
+            "PreVoteReply {ballot} {} (promised {promised})",
+            if *granted { "granted" } else { "refused" }
         ),
-        None => panic!(
-            "planted bug {name} not found within the bound ({} states, depth {})",
-            o.unique, o.depth
-        ),
+        Body::Prepare { ballot, from } => format!("Prepare {ballot} from slot {from}"),
+        Body::Promise {
+            ballot, entries, ..
+        } => {
+            let es: Vec<String> = entries
+                .iter()
+                .map(|e| format!("slot {} {} at {}", e.slot, value(&e.value), e.ballot))
+                .collect();
+            format!("Promise {ballot} [{}]", es.join(", "))
+        }
+        Body::Accept {
+            ballot,
+            first,
+            values,
+            commit,
+        } => {
+            let vs: Vec<String> = values.iter().map(value).collect();
+            format!(
+                "Accept {ballot} slot {first} [{}] commit {commit}",
+                vs.join(", ")
+            )
+        }
+        Body::Accepted { ballot, first, end } => {
+            format!("Accepted {ballot} slots {first}..{end}")
+        }
+        Body::Reject { ballot, promised } => format!("Reject {ballot} (promised {promised})"),
+        Body::Heartbeat { ballot, commit, .. } => format!("Heartbeat {ballot} commit {commit}"),
+        Body::HeartbeatAck {
+            ballot,
+            commit,
+            chosen,
+            ..
+        } => format!("HeartbeatAck {ballot} commit {commit} chosen {chosen}"),
     }
 }
 
+fn record(r: &StoreRecord) -> String {
+    match r {
+        StoreRecord::Promise(b) => format!("promise {b}"),
+        StoreRecord::Accept(e) => {
+            format!("accept slot {} {} at {}", e.slot, value(&e.value), e.ballot)
+        }
+        StoreRecord::Chosen { up_to } => format!("chosen below {up_to}"),
+        StoreRecord::TruncateAfter(s) => format!("truncate after slot {s}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One step of a trace, taken from state `s`, in words.
+fn describe(s: &State, step: &Step) -> String {
+    let deliver = |to: &To, m: &Msg, copy: bool| {
+        let how = if copy { "deliver a copy" } else { "deliver" };
+        match (to, m) {
+            (To::Replica(_), Msg::Peer(bytes)) => match decode_message(bytes) {
+                Ok(m) => format!("{how} {} -> {}: {}", m.from, m.to, body(&m.body)),
+                Err(_) => format!("{how} an undecodable message"),
+            },
+            (_, Msg::Reply { client, swapped }) => {
+                format!("{how} to client {client}: swapped = {swapped}")
+            }
+            _ => format!("{how} {m:?}"),
+        }
+    };
+    match step {
+        Step::Deliver(to, m) => deliver(to, m, false),
+        Step::DeliverCopy(to, m) => deliver(to, m, true),
+        Step::Timeout(i) => {
+            let r = &s.nodes[*i].replica;
+            format!(
+                "timeout n{} ({:?}{})",
+                i + 1,
+                r.role(),
+                r.leader_ballot()
+                    .map_or(String::new(), |b| format!(" at {b}"))
+            )
+        }
+        Step::Persist(i) => {
+            let rs: Vec<String> = s.nodes[*i]
+                .pending
+                .front()
+                .map(|(_, rs)| rs.iter().map(record).collect())
+                .unwrap_or_default();
+            format!("persist on n{} completes: {}", i + 1, rs.join(", "))
+        }
+        Step::Crash(i) => format!("crash and restart n{}", i + 1),
+        Step::Send { client, to } => format!("client {client} sends c{client} to n{}", to + 1),
+    }
+}
+
+// ----- scenarios: a scripted prefix, then an exhaustive search --------------------------------
+
+/// Builds a scenario's prefix: every step goes through the model's own `next_state` from the
+/// initial state (so the prefix is a path of the model), and breaks no rule.
+struct Script<'a> {
+    model: &'a PaxosModel,
+    state: State,
+    steps: Vec<String>,
+    lost: BTreeSet<(To, Msg)>,
+}
+
+fn kind(b: &Body) -> &'static str {
+    match b {
+        Body::PreVote { .. } => "PreVote",
+        Body::PreVoteReply { .. } => "PreVoteReply",
+        Body::Prepare { .. } => "Prepare",
+        Body::Promise { .. } => "Promise",
+        Body::Accept { .. } => "Accept",
+        Body::Accepted { .. } => "Accepted",
+        Body::Reject { .. } => "Reject",
+        Body::Heartbeat { .. } => "Heartbeat",
+        Body::HeartbeatAck { .. } => "HeartbeatAck",
+    }
+}
+
+/// The ballot a message is about.
+fn ballot_of(b: &Body) -> Ballot {
+    match b {
+        Body::PreVote { ballot, .. }
+        | Body::PreVoteReply { ballot, .. }
+        | Body::Prepare { ballot, .. }
+        | Body::Promise { ballot, .. }
+        | Body::Accept { ballot, .. }
+        | Body::Accepted { ballot, .. }
+        | Body::Reject { ballot, .. }
+        | Body::Heartbeat { ballot, .. }
+        | Body::HeartbeatAck { ballot, .. } => *ballot,
+    }
+}
+
+impl Script<'_> {
+    fn step(&mut self, step: Step) -> &mut Self {
+        let what = describe(&self.state, &step);
+        let next = self
+            .model
+            .next_state(&self.state, step)
+            .unwrap_or_else(|| panic!("scenario step not possible: {what}"));
+        assert!(
+            next.broken.is_none() && next.history.is_consistent(),
+            "the scenario's prefix itself breaks a rule at \"{what}\": {:?}",
+            next.broken
+        );
+        self.steps.push(what);
+        self.state = next;
+        self
+    }
+
+    fn timeout(&mut self, i: usize) -> &mut Self {
+        self.step(Step::Timeout(i))
+    }
+
+    fn persist(&mut self, i: usize) -> &mut Self {
+        self.step(Step::Persist(i))
+    }
+
+    /// Completes every persist pending on replica `i`.
+    fn persist_all(&mut self, i: usize) -> &mut Self {
+        while !self.state.nodes[i].pending.is_empty() {
+            self.persist(i);
+        }
+        self
+    }
+
+    fn send(&mut self, client: usize, to: usize) -> &mut Self {
+        self.step(Step::Send { client, to })
+    }
+
+    /// Delivers the newest (highest-ballot) message of kind `k` from replica `from` to `to`
+    /// (for an Accept, one for slot `slot`).
+    fn deliver_slot(&mut self, from: usize, to: usize, k: &str, slot: Option<u64>) -> &mut Self {
+        let mut found: Vec<(Ballot, To, Msg)> = self
+            .state
+            .net
+            .iter()
+            .filter(|&tm| !self.lost.contains(tm))
+            .filter(|(t, m)| {
+                let (To::Replica(t), Msg::Peer(bytes)) = (t, m) else {
+                    return false;
+                };
+                let Ok(m) = decode_message(bytes) else {
+                    return false;
+                };
+                let first = match &m.body {
+                    Body::Accept { first, .. } => Some(first.0),
+                    _ => None,
+                };
+                *t == to
+                    && m.from == NodeId(from as u32 + 1)
+                    && kind(&m.body) == k
+                    && (slot.is_none() || first == slot)
+            })
+            .map(|(t, m)| {
+                let Msg::Peer(bytes) = m else {
+                    unreachable!("a peer message")
+                };
+                let b = decode_message(bytes).map_or(Ballot::ZERO, |m| ballot_of(&m.body));
+                (b, *t, m.clone())
+            })
+            .collect();
+        found.sort_by_key(|f| f.0);
+        let newest = found.pop();
+        let (_, t, m) = newest
+            .filter(|(b, _, _)| found.last().is_none_or(|f| f.0 < *b))
+            .unwrap_or_else(|| {
+                panic!(
+                    "scenario: no single newest {k} from n{} to n{} in the network",
+                    from + 1,
+                    to + 1
+                )
+            });
+        self.step(Step::Deliver(t, m))
+    }
+
+    /// The network loses every peer message now in flight for which `lose` holds (given the
+    /// sender's index, the addressee's index and the message): the search never delivers them.
+    fn lose_where(&mut self, lose: impl Fn(usize, usize, &Body) -> bool) -> &mut Self {
+        let mut what = Vec::new();
+        for (t, m) in &self.state.net {
+            let (To::Replica(_), Msg::Peer(bytes)) = (t, m) else {
+                continue;
+            };
+            let Ok(d) = decode_message(bytes) else {
+                continue;
+            };
+            let (from, to) = (d.from.0 as usize - 1, d.to.0 as usize - 1);
+            if !self.lost.contains(&(*t, m.clone())) && lose(from, to, &d.body) {
+                what.push(format!("{} -> {} {}", d.from, d.to, kind(&d.body)));
+                self.lost.insert((*t, m.clone()));
+            }
+        }
+        self.steps
+            .push(format!("(the network loses: {})", what.join(", ")));
+        self
+    }
+
+    /// The network loses every peer message now in flight.
+    fn lose_all(&mut self) -> &mut Self {
+        self.lose_where(|_, _, _| true)
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, k: &str) -> &mut Self {
+        self.deliver_slot(from, to, k, None)
+    }
+
+    /// Replica `leader` wins an election with `voter`'s votes: pre-vote, then Phase 1.
+    fn elect(&mut self, leader: usize, voter: usize) -> &mut Self {
+        self.timeout(leader)
+            .deliver(leader, voter, "PreVote")
+            .deliver(voter, leader, "PreVoteReply")
+            .persist_all(leader)
+            .deliver(leader, voter, "Prepare")
+            .persist_all(voter)
+            .deliver(voter, leader, "Promise");
+        assert!(
+            self.state.nodes[leader].replica.leader_ballot().is_some(),
+            "scenario: n{} did not become leader",
+            leader + 1
+        );
+        self
+    }
+}
+
+/// A scenario: a scripted prefix of model steps, then a breadth-first search from its end
+/// state, bounded by steps, timeouts and crashes.
+struct Scenario {
+    /// What the prefix sets up (for the report).
+    story: &'static str,
+    prefix: fn(&mut Script),
+    /// The search's bound in steps after the prefix.
+    steps: usize,
+    /// Timeouts and crashes the search may take beyond the prefix's, and whose.
+    timeouts: u8,
+    crashes: u8,
+    timeout_of: u8,
+    crash_of: u8,
+    /// The real core's outcome in this scenario: states, unique states and seconds, or the
+    /// property it broke.
+    real: OnceLock<Result<(usize, usize, f64), String>>,
+}
+
+/// Runs `sc`'s prefix, then its search up to `steps` steps, on a core with `faults`.
+fn run_scenario(
+    sc: &Scenario,
+    faults: Faults,
+    steps: usize,
+    stop_at_first: bool,
+) -> (Vec<String>, Outcome) {
+    let script_model = PaxosModel {
+        b: bounds(faults),
+        start: None,
+        lost: BTreeSet::new(),
+    };
+    let mut script = Script {
+        model: &script_model,
+        state: script_model.initial(),
+        steps: Vec::new(),
+        lost: BTreeSet::new(),
+    };
+    (sc.prefix)(&mut script);
+    let Script {
+        state,
+        steps: prefix,
+        lost,
+        ..
+    } = script;
+    let b = Bounds {
+        timeouts: state.timeouts + sc.timeouts,
+        crashes: state.crashes + sc.crashes,
+        timeout_of: sc.timeout_of,
+        crash_of: sc.crash_of,
+        ..bounds(faults)
+    };
+    let model = PaxosModel {
+        b,
+        start: Some(state),
+        lost,
+    };
+    (prefix, explore(model, steps + 2, stop_at_first))
+}
+
+/// The planted bug `name` (the core with `faults`) breaks a property in scenario `sc`, and the
+/// real core does not, within the same bound.
+fn assert_found(name: &str, faults: Faults, sc: &Scenario) {
+    // Breadth first with a growing bound (iterative deepening), so the trace is a shortest
+    // one: stateright reports the last failing state of a block, not the first.
+    let (mut states, mut unique, mut seconds) = (0, 0, 0.0);
+    let mut hit = None;
+    for steps in 1..=sc.steps {
+        let (prefix, o) = run_scenario(sc, faults, steps, true);
+        states += o.states;
+        unique += o.unique;
+        seconds += o.seconds;
+        if let Some(c) = o.counterexample {
+            hit = Some((prefix, c));
+            break;
+        }
+    }
+    let Some((prefix, (why, found))) = hit else {
+        panic!(
+            "planted bug {name} not found in the scenario \"{}\" within {} steps ({states} states, {unique} unique, {seconds:.1} s)",
+            sc.story, sc.steps
+        );
+    };
+    let mut trace: Vec<String> = prefix.iter().map(|p| format!("  {p}")).collect();
+    trace.push(format!(
+        "  -- the search from here ({} steps) --",
+        found.len()
+    ));
+    trace.extend(found.iter().map(|f| format!("  {f}")));
+    eprintln!(
+        "planted bug {name}: found in the scenario \"{}\" after {states} states ({unique} unique) in {seconds:.1} s, {} + {} steps: {why}\ntrace:\n{}",
+        sc.story,
+        prefix.len(),
+        found.len(),
+        trace.join("\n")
+    );
+    // The same scenario and bound on the real core (once per scenario, shared by its bugs).
+    let real = sc.real.get_or_init(|| {
+        let (_, o) = run_scenario(sc, Faults::default(), sc.steps, false);
+        match o.counterexample {
+            Some((why, found)) => Err(format!(
+                "{why}\ntrace (after the prefix):\n  {}",
+                found.join("\n  ")
+            )),
+            None => Ok((o.states, o.unique, o.seconds)),
+        }
+    });
+    let (states, unique, seconds) = real.clone().unwrap_or_else(|e| {
+        panic!(
+            "the real core breaks a property in the scenario \"{}\" (so it proves nothing about {name}): {e}",
+            sc.story
+        )
+    });
+    eprintln!(
+        "real core, same scenario and bound ({name}): nothing broken in {states} states ({unique} unique, {} steps after the prefix) in {seconds:.1} s",
+        sc.steps
+    );
+    assert!(
+        unique > 1_000,
+        "the scenario's bound covers too little on the real core: {unique} states"
+    );
+}
+
 macro_rules! planted {
-    ($test:ident, $field:ident) => {
+    ($test:ident, $field:ident, $scenario:expr) => {
         #[test]
         fn $test() {
             let f = Faults {
                 $field: true,
                 ..Faults::default()
             };
-            assert_found(stringify!($field), f, bounds(f));
+            assert_found(stringify!($field), f, &$scenario);
         }
     };
 }
 
-// Only the planted bug a shallow bound reaches is hunted in CI; the depth-first hunts for the
-// others did not finish within their budget yet.
-planted!(finds_pre_vote_off, no_prevote);
+const ALL: u8 = 0b111;
+
+/// Nothing scripted: the search starts from the initial state.
+static FROM_THE_START: Scenario = Scenario {
+    story: "from the initial state",
+    prefix: |_| {},
+    steps: 6,
+    timeouts: 2,
+    crashes: 1,
+    timeout_of: ALL,
+    crash_of: ALL,
+    real: OnceLock::new(),
+};
+
+/// n1 leads at ballot 1.1, elected with n2's votes.
+static N1_LEADS: Scenario = Scenario {
+    story: "n1 leads at 1.1",
+    prefix: |s| {
+        s.elect(0, 1).lose_all();
+    },
+    steps: 5,
+    timeouts: 1,
+    crashes: 1,
+    timeout_of: ALL,
+    crash_of: ALL,
+    real: OnceLock::new(),
+};
+
+/// n1 leads at 1.1 and has proposed c0 at slot 0 and c1 at slot 1; nothing delivered yet.
+static TWO_SLOTS_PROPOSED: Scenario = Scenario {
+    story: "n1 leads at 1.1 and proposed c0 at slot 0 and c1 at slot 1",
+    prefix: |s| {
+        s.elect(0, 1).lose_all().send(0, 0).send(1, 0);
+    },
+    steps: 6,
+    timeouts: 1,
+    crashes: 1,
+    timeout_of: ALL,
+    crash_of: ALL,
+    real: OnceLock::new(),
+};
+
+/// c0 is chosen at slot 0 (at 1.1, by n1 and n2) and applied on n1, whose answer to client 0
+/// is in flight; client 0 has not heard it.
+static ONE_COMMAND_APPLIED: Scenario = Scenario {
+    story: "c0 chosen at slot 0 and applied on n1, its answer not yet received",
+    prefix: |s| {
+        s.elect(0, 1)
+            .send(0, 0)
+            .persist_all(0)
+            .deliver_slot(0, 1, "Accept", Some(0))
+            .persist_all(1)
+            .deliver(1, 0, "Accepted")
+            .lose_all();
+    },
+    steps: 7,
+    timeouts: 1,
+    crashes: 0,
+    timeout_of: ALL,
+    crash_of: ALL,
+    real: OnceLock::new(),
+};
+
+/// c0 is chosen at slot 0 at 1.1 (durable on n1 and n2); n3, which holds nothing, runs Phase
+/// 1 at 2.3 with n2's pre-vote, its Prepares in flight.
+static N3_RUNS_AFTER_A_CHOICE: Scenario = Scenario {
+    story: "c0 chosen at slot 0 at 1.1 on n1 and n2; n3, holding nothing, starts Phase 1 at 2.3",
+    prefix: |s| {
+        s.elect(0, 1)
+            .send(0, 0)
+            .persist_all(0)
+            .deliver_slot(0, 1, "Accept", Some(0))
+            .persist_all(1)
+            // n2 hears nothing from n1 for an election timeout (and asks for pre-votes).
+            .timeout(1)
+            .timeout(2)
+            .deliver(2, 1, "PreVote")
+            .deliver(1, 2, "PreVoteReply")
+            // Kept: n3's Prepares, and n1's Accept of slot 0 to n3.
+            .lose_where(|from, to, b| !(from == 2 || (to == 2 && kind(b) == "Accept")));
+    },
+    steps: 6,
+    timeouts: 1,
+    crashes: 1,
+    timeout_of: ALL,
+    crash_of: ALL,
+    real: OnceLock::new(),
+};
+
+/// n1 led at 1.1 and holds c0 at slot 0 and c1 at slot 1 (durable, on n1 only); n2 then led at
+/// 2.2 with n3 and got c1 chosen at slot 0 and c0 at slot 1 (retries); n1 has promised 2.2
+/// and now runs Phase 1 at 3.1 with n3's pre-vote, its Prepares in flight.
+static N1_RUNS_WITH_STALE_VALUES: Scenario = Scenario {
+    story: "n1 holds stale c0/c1 at slots 0/1 from 1.1, c1/c0 chosen there at 2.2; n1 starts Phase 1 at 3.1",
+    prefix: |s| {
+        s.elect(0, 1)
+            .send(0, 0)
+            .send(1, 0)
+            .persist_all(0)
+            .elect(1, 2)
+            .send(1, 1)
+            .send(0, 1)
+            .persist_all(1)
+            .deliver_slot(1, 2, "Accept", Some(0))
+            .deliver_slot(1, 2, "Accept", Some(1))
+            .persist_all(2)
+            .deliver(1, 0, "Prepare")
+            .persist_all(0)
+            // n3 hears nothing from n2 for an election timeout (and asks for pre-votes).
+            .timeout(2)
+            .timeout(0)
+            .deliver(0, 2, "PreVote")
+            .deliver(2, 0, "PreVoteReply")
+            // Kept: n1's Prepares at 3.1.
+            .lose_where(|from, _, b| !(from == 0 && kind(b) == "Prepare" && ballot_of(b).round == 3));
+    },
+    steps: 6,
+    timeouts: 1,
+    crashes: 1,
+    timeout_of: ALL,
+    crash_of: ALL,
+    real: OnceLock::new(),
+};
+
+/// n2 leads at 2.2 (an even round), elected with n3 after n1 led at 1.1.
+static N2_LEADS_AT_AN_EVEN_ROUND: Scenario = Scenario {
+    story: "n2 leads at 2.2 after n1 led at 1.1",
+    prefix: |s| {
+        s.elect(0, 1).elect(1, 2).lose_all();
+    },
+    steps: 4,
+    timeouts: 3,
+    crashes: 1,
+    timeout_of: ALL,
+    crash_of: ALL,
+    real: OnceLock::new(),
+};
+
+// The older, total bugs.
+planted!(
+    finds_promise_before_durable,
+    promise_before_durable,
+    FROM_THE_START
+);
+planted!(
+    finds_ignore_highest_ballot_value,
+    ignore_highest_ballot_value,
+    N3_RUNS_AFTER_A_CHOICE
+);
+planted!(
+    finds_accept_lower_ballot,
+    accept_lower_ballot,
+    TWO_SLOTS_PROPOSED
+);
+planted!(
+    finds_truncate_suffix_on_conflict,
+    truncate_suffix_on_conflict,
+    TWO_SLOTS_PROPOSED
+);
+// The partial ones.
+planted!(
+    finds_first_value_wins,
+    first_value_wins,
+    N1_RUNS_WITH_STALE_VALUES
+);
+planted!(
+    finds_promise_forgets_one_value,
+    promise_forgets_one_value,
+    N3_RUNS_AFTER_A_CHOICE
+);
+planted!(finds_commit_one_early, commit_one_early, N1_LEADS);
+planted!(
+    finds_sessions_reexecute_retry,
+    sessions_reexecute_retry,
+    ONE_COMMAND_APPLIED
+);
+planted!(
+    finds_check_quorum_off,
+    no_check_quorum,
+    N2_LEADS_AT_AN_EVEN_ROUND
+);
+planted!(finds_pre_vote_off, no_prevote, FROM_THE_START);
 
 // ----- the two linearizability checkers agree -------------------------------------------------
 
