@@ -617,7 +617,13 @@ fn the_real_core_breaks_no_property_within_the_bound() {
             30,
         )
     } else {
-        (bounds(Faults::default()), depth())
+        (
+            Bounds {
+                duplicates: 1,
+                ..bounds(Faults::default())
+            },
+            depth(),
+        )
     };
     let o = explore(
         PaxosModel {
@@ -629,12 +635,13 @@ fn the_real_core_breaks_no_property_within_the_bound() {
         false,
     );
     eprintln!(
-        "model check: {} replicas, {} commands, {} timeouts, {} crash, {} retry: {} states ({} unique), depth {}, {:.1} s",
+        "model check: {} replicas, {} commands, {} timeouts, {} crash, {} retry, {} duplicate: {} states ({} unique), depth {}, {:.1} s",
         b.replicas,
         OPS.len(),
         b.timeouts,
         b.crashes,
         b.retries,
+        b.duplicates,
         o.states,
         o.unique,
         o.depth,
