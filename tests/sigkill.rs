@@ -32,12 +32,15 @@ struct Outcome {
     rounds_with_recycled: usize,
 }
 
-/// A segment file whose header has the recycled flag (byte 32, bit 0).
+/// A segment file whose header has the recycled flag (byte 32, bit 0); reads only headers.
 fn holds_recycled_segment(dir: &Path) -> bool {
+    use std::io::Read;
     std::fs::read_dir(dir).unwrap().any(|e| {
         let p = e.unwrap().path();
+        let mut head = [0u8; 37];
         p.extension().is_some_and(|x| x == "seg")
-            && std::fs::read(&p).is_ok_and(|b| b.len() > 36 && b[32] & 1 == 1)
+            && std::fs::File::open(&p).is_ok_and(|mut f| f.read_exact(&mut head).is_ok())
+            && head[32] & 1 == 1
     })
 }
 
