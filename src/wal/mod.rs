@@ -592,7 +592,7 @@ impl Wal {
                 // leading here costs no wake-up) or its deadline passed; else wait for the rest.
                 let wait = inner.group_wait(&st);
                 let now = std::time::Instant::now();
-                if st.waiters >= st.last_group || wait.is_zero() {
+                if st.waiters >= st.group_target || wait.is_zero() {
                     st = inner.lead(st, true);
                     continue;
                 }

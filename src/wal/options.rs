@@ -76,8 +76,8 @@ pub struct Options {
     pub batch_bytes_max: usize,
     /// Appends block (writing queued data out) once this many bytes are queued.
     pub queue_bytes_max: usize,
-    /// Longest a group-commit leader waits for the previous group's writers to come back
-    /// before syncing (bounded further by the measured sync time). Zero disables it.
+    /// Longest a forming group waits for the writers the previous sync found waiting to come
+    /// back before syncing (bounded further by the measured sync time). Zero disables it.
     pub group_wait_max: Duration,
     /// Open without changing any file (no truncation, no deletion); appends are refused.
     pub read_only: bool,

@@ -8,11 +8,15 @@
 //! `fdatasync` once, publishes the new durable point and wakes the waiters it served, and the
 //! longest-waiting of the others (who leads the next group), leaving the rest parked: a writer
 //! whose entry missed the sync is not woken only to park again. While it works,
-//! new appends queue up and form the next group. A group forms until as many threads wait as the
-//! previous group served — then the thread that completes it leads at once (it is running, so
-//! no wake-up sits on the critical path) — or until a deadline (`group_wait_max`, and at most
-//! the measured sync time) passes. So writers released by one sync join the next group
-//! instead of alternating between two half-sized groups.
+//! new appends queue up and form the next group. A group forms until as many threads wait as
+//! were waiting when the previous sync finished (those it served and those it left waiting) —
+//! then the thread that completes it leads at once (it is running, so no wake-up sits on the
+//! critical path) — or until a deadline (`group_wait_max`, and at most the measured sync time)
+//! passes. So writers released by one sync join the next group instead of alternating between
+//! two half-sized groups. (A target of only the writers the previous sync served settles at
+//! such an alternation: at 16 writers, groups of about 9 and 7; counting the ones left waiting
+//! too gives groups of about 16 and about 10 % more appends per second, medians of seven A/B
+//! rounds.)
 //!
 //! Every error path wakes every waiter: a failed `fdatasync` (or a failed write other than
 //! "no space") poisons the log; "no space" fails the unwritten appends, hands their LSNs back
@@ -95,8 +99,9 @@ pub(crate) struct State {
     /// Highest LSN an async waiter needs durable: the flusher leads a sync while it is above
     /// the durable point (in every sync mode; nothing else would sync for a future).
     pub async_demand: Lsn,
-    /// Waiters the last synced group served.
-    pub last_group: usize,
+    /// Threads waiting when the last sync finished (served or not): the next group leads once
+    /// this many wait again (or at its deadline).
+    pub group_target: usize,
     /// When a forming group stops waiting for the rest of the previous group.
     pub group_deadline: Option<Instant>,
     pub sync_ewma_ns: u64,
@@ -163,7 +168,7 @@ impl State {
             sleepers: Vec::new(),
             wakers: Vec::new(),
             async_demand: Lsn::ZERO,
-            last_group: 0,
+            group_target: 0,
             group_deadline: None,
             sync_ewma_ns: 0,
             free_bufs: Vec::new(),
@@ -282,7 +287,7 @@ impl Inner {
             Ok(()) => {
                 if sync {
                     st.durable = written;
-                    st.last_group = group;
+                    st.group_target = st.waiters;
                     st.waiters = st.waiters.saturating_sub(group);
                     st.stats.fsyncs += 1;
                     let ns = elapsed.as_nanos() as u64;
