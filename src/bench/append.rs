@@ -37,6 +37,9 @@ pub struct BenchConfig {
     /// Zero-fill new segments (the default); false makes sparse segments (no second write of
     /// every byte, but each sync that allocates blocks journals metadata).
     pub zero_fill: bool,
+    /// Write synced groups through the page cache instead of with direct I/O
+    /// (`Options::direct_writes` off), to compare the two.
+    pub buffered: bool,
     /// Fill the log with this many MiB (64 KiB entries) before the measured run, to see how
     /// costs scale with log size.
     pub prefill_mib: usize,
@@ -167,6 +170,7 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
         Options {
             sync: cfg.sync,
             zero_fill: cfg.zero_fill,
+            direct_writes: !cfg.buffered,
             ..Options::default()
         },
     )?);

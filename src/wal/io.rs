@@ -59,6 +59,12 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// Sets the file's length (sparse when growing).
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// A second handle on this file whose writes bypass the page cache (`O_DIRECT`), if the
+    /// backend offers one. Its writes must be 4 KiB-aligned in memory, offset and length; they
+    /// are durable only after [`VfsFile::sync_data`] (on either handle), like any write.
+    fn direct(&self) -> io::Result<Option<Arc<dyn VfsFile>>> {
+        Ok(None)
+    }
     /// A read-only map of the whole file as it is now, if this backend offers one. Writes made
     /// later through [`VfsFile::write_all_at`] within the mapped length are visible through it.
     fn map(&self) -> io::Result<Option<MappedBytes>>;
@@ -138,6 +144,26 @@ impl VfsFile for StdFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    fn direct(&self) -> io::Result<Option<Arc<dyn VfsFile>>> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        // The same open file, reopened through its descriptor (the name may have changed).
+        let path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(file) => Ok(Some(Arc::new(StdFile { file }))),
+            // No direct I/O here (tmpfs: EINVAL), or no /proc: stay buffered.
+            Err(e) => {
+                tracing::debug!(error = %e, "direct I/O unavailable; writes stay buffered");
+                Ok(None)
+            }
+        }
     }
 
     fn map(&self) -> io::Result<Option<MappedBytes>> {

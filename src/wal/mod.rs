@@ -300,16 +300,16 @@ impl Wal {
         // Build the shared state; the active segment is settled below.
         let needs_new = placeholder.as_ref().is_none_or(|s| s.is_sealed());
         let inner_active = match (&placeholder, needs_new) {
-            (Some(seg), false) => Some(Active {
-                seg: seg.clone(),
-                pos: resume_pos.unwrap_or(codec::DATA_START),
-            }),
+            (Some(seg), false) => Some(Active::new(
+                seg.clone(),
+                resume_pos.unwrap_or(codec::DATA_START),
+            )),
             _ => None,
         };
         if !writable {
             let seg = match (inner_active, placeholder) {
                 (Some(a), _) => a,
-                (None, Some(seg)) => Active { seg, pos: 0 },
+                (None, Some(seg)) => Active::new(seg, 0),
                 (None, None) => {
                     return Ok(Wal::read_only_empty(vfs, dir, opts, next_lsn, report));
                 }
@@ -331,10 +331,7 @@ impl Wal {
             durable_cv: Condvar::new(),
             flush_cv: Condvar::new(),
             segments: RwLock::new(Vec::new()),
-            active: Mutex::new(Active {
-                seg: Arc::new(Segment::placeholder()),
-                pos: 0,
-            }),
+            active: Mutex::new(Active::new(Arc::new(Segment::placeholder()), 0)),
             prep: Mutex::new(prep),
             prep_cv: Condvar::new(),
             compact_lock: Mutex::new(()),
@@ -364,10 +361,7 @@ impl Wal {
                     trailer_key: p.trailer_key,
                 });
                 segments.push(seg.clone());
-                Active {
-                    seg,
-                    pos: codec::DATA_START,
-                }
+                Active::new(seg, codec::DATA_START)
             }
         };
         if meta.is_none() {
@@ -407,7 +401,7 @@ impl Wal {
             opts,
             State::new(next),
             Vec::new(),
-            Active { seg, pos: 0 },
+            Active::new(seg, 0),
             PrepState::default(),
         );
         Wal {

@@ -71,6 +71,14 @@ pub struct Options {
     /// instead of writing new files. A reused file costs one header write and two syncs instead
     /// of `segment_bytes` of zeros.
     pub recycle: bool,
+    /// Write synced groups that start on a block boundary with direct I/O (`O_DIRECT`, one
+    /// block-aligned write per group from an aligned buffer) instead of through the page cache;
+    /// the `fdatasync` that follows is unchanged. On this machine's virtio disk a 4 KiB direct
+    /// write + `fdatasync` ran ≈ 1.15 × the buffered rate (medians of eight interleaved
+    /// rounds). Where the filesystem refuses `O_DIRECT` (tmpfs) writes stay buffered. Written
+    /// blocks are then not in the page cache: reading them back (`Wal::read` soon after the
+    /// append) costs a disk read.
+    pub direct_writes: bool,
     /// A frame (one group-commit batch) holds at most this many payload bytes (an entry larger
     /// than this gets a frame of its own).
     pub batch_bytes_max: usize,
@@ -111,6 +119,7 @@ impl Default for Options {
             zero_fill: true,
             prealloc: Prealloc::default(),
             recycle: true,
+            direct_writes: true,
             batch_bytes_max: 1 << 20,
             queue_bytes_max: 64 << 20,
             group_wait_max: Duration::from_micros(200),

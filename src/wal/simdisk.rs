@@ -352,6 +352,9 @@ struct SimFile {
     inode: u64,
     name: String,
     writable: bool,
+    /// A direct-I/O handle: writes not 4 KiB-aligned (memory, offset, length) fail with
+    /// EINVAL, as `O_DIRECT` ones do.
+    direct: bool,
 }
 
 impl Vfs for SimDisk {
@@ -393,6 +396,7 @@ impl Vfs for SimDisk {
             inode,
             name: path.to_string_lossy().into_owned(),
             writable: mode != OpenMode::Read,
+            direct: false,
         }))
     }
 
@@ -431,6 +435,16 @@ impl Vfs for SimDisk {
 }
 
 impl VfsFile for SimFile {
+    fn direct(&self) -> io::Result<Option<Arc<dyn VfsFile>>> {
+        Ok(Some(Arc::new(SimFile {
+            disk: self.disk.clone(),
+            inode: self.inode,
+            name: self.name.clone(),
+            writable: self.writable,
+            direct: true,
+        })))
+    }
+
     fn len(&self) -> io::Result<u64> {
         let st = self.disk.inner.lock();
         Ok(st
@@ -464,6 +478,11 @@ impl VfsFile for SimFile {
         st.tick("write")?;
         if !self.writable {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        if self.direct
+            && (offset % 4096 != 0 || buf.len() % 4096 != 0 || buf.as_ptr() as usize % 4096 != 0)
+        {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let cur_len = st
             .inodes
@@ -560,6 +579,32 @@ impl VfsFile for SimFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_handle_refuses_unaligned_writes_and_shares_the_file() {
+        let disk = SimDisk::new();
+        let f = disk.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
+        let d = f
+            .direct()
+            .unwrap()
+            .expect("the simulated disk offers direct handles");
+        let mut buf = vec![0u8; 3 * 4096];
+        let skew = buf.as_ptr().align_offset(4096);
+        buf[skew..skew + 4096].fill(7);
+        let einval = |r: io::Result<()>| r.unwrap_err().raw_os_error() == Some(libc::EINVAL);
+        assert!(einval(d.write_all_at(&buf[skew..skew + 4096], 100)));
+        assert!(einval(d.write_all_at(&buf[skew..skew + 100], 0)));
+        assert!(einval(d.write_all_at(&buf[skew + 1..skew + 1 + 4096], 0)));
+        d.write_all_at(&buf[skew..skew + 4096], 4096).unwrap();
+        let mut back = [0u8; 4096];
+        f.read_exact_at(&mut back, 4096).unwrap();
+        assert_eq!(back, [7u8; 4096]);
+        // Like any write, durable only after a sync.
+        let c = disk.crash(&CrashSpec::default());
+        assert!(c
+            .read_file(Path::new("/d/a"))
+            .is_none_or(|b| b.len() < 8192 || b[4096..8192] != [7u8; 4096]));
+    }
 
     #[test]
     fn unsynced_writes_and_names_are_lost_in_a_crash() {

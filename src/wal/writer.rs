@@ -115,7 +115,26 @@ pub(crate) struct State {
 pub(crate) struct Active {
     pub seg: Arc<Segment>,
     pub pos: u64,
+    /// The active segment's direct-I/O handle, once asked for (`None` inside: not offered).
+    direct: Option<(SegmentId, Option<Arc<dyn VfsFile>>)>,
+    /// A synced group assembled for one direct write (4 KiB-aligned within).
+    scratch: Vec<u8>,
 }
+
+impl Active {
+    pub fn new(seg: Arc<Segment>, pos: u64) -> Active {
+        Active {
+            seg,
+            pos,
+            direct: None,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// A synced group larger than this is written through the page cache (one write per frame)
+/// rather than assembled for one direct write.
+const DIRECT_GROUP_MAX: u64 = 8 << 20;
 
 /// A segment file ready to become active.
 #[derive(Debug)]
@@ -410,6 +429,11 @@ impl Inner {
         durable_hint: Lsn,
     ) -> (Option<Lsn>, Result<()>) {
         let mut active = self.active.lock();
+        if sync {
+            if let Some(r) = self.write_group_direct(&mut active, batches, durable_hint) {
+                return r;
+            }
+        }
         let mut last_written = None;
         let n = batches.len();
         for (i, b) in batches.iter_mut().enumerate() {
@@ -430,23 +454,7 @@ impl Inner {
                 }
             }
             let pos = active.pos;
-            let zero = has_zero_sector(&b.buf[..FRAME_HEADER_LEN + payload_len], pos);
-            let mut h = FrameHeader {
-                kind: KIND_DATA,
-                flags: if zero { FLAG_ZERO_SECTOR } else { 0 },
-                segment: active.seg.id,
-                first_lsn: b.first_lsn,
-                count: b.count,
-                payload_len: payload_len as u32,
-                durable_lsn: durable_hint,
-                payload_crc: 0,
-                header_crc: 0,
-            };
-            let (head, payload) = b.buf.split_at_mut(FRAME_HEADER_LEN);
-            let hcrc = h.encode(head, payload);
-            b.buf.resize(flen - TRAILER_LEN, 0);
-            b.buf
-                .extend_from_slice(&trailer_keyed(hcrc, active.seg.trailer_key).to_le_bytes());
+            finish_frame(b, &active.seg, pos, durable_hint);
             let write_len = if sync && i + 1 == n {
                 (align_up(pos + flen as u64, BLOCK) - pos) as usize
             } else {
@@ -471,6 +479,69 @@ impl Inner {
             }
         }
         (last_written, Ok(()))
+    }
+
+    /// Writes a synced group with one direct write, if it can: direct writes are on, the
+    /// segment offers a direct handle, the group starts on a block boundary and fits in the
+    /// segment without a rotation. `None`: write it through the page cache instead. The last
+    /// frame is padded to a block boundary, as on the buffered path.
+    fn write_group_direct(
+        &self,
+        active: &mut Active,
+        batches: &mut [Batch],
+        durable_hint: Lsn,
+    ) -> Option<(Option<Lsn>, Result<()>)> {
+        if !self.opts.direct_writes || batches.is_empty() || active.pos % BLOCK != 0 {
+            return None;
+        }
+        let start = active.pos;
+        let total: u64 = batches
+            .iter()
+            .map(|b| frame_len(b.payload_len()) as u64)
+            .sum();
+        if start + total + SEAL_RESERVE > active.seg.segment_bytes || total > DIRECT_GROUP_MAX {
+            return None;
+        }
+        let seg_id = active.seg.id;
+        if active.direct.as_ref().is_none_or(|(id, _)| *id != seg_id) {
+            let handle = active.seg.file.direct().unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "no direct handle; writes stay buffered");
+                None
+            });
+            active.direct = Some((seg_id, handle));
+        }
+        let direct = active.direct.as_ref()?.1.clone()?;
+        let len = align_up(total, BLOCK) as usize;
+        // An aligned window of `len` bytes inside the scratch vector.
+        let Active { seg, scratch, .. } = active;
+        scratch.clear();
+        scratch.resize(len + BLOCK as usize, 0);
+        let skew = scratch.as_ptr().align_offset(BLOCK as usize);
+        let window = &mut scratch[skew..skew + len];
+        let mut at = 0usize;
+        for b in batches.iter_mut() {
+            finish_frame(b, seg, start + at as u64, durable_hint);
+            window[at..at + b.buf.len()].copy_from_slice(&b.buf);
+            at += b.buf.len();
+        }
+        if let Err(e) = direct.write_all_at(window, start) {
+            return Some((None, Err(Error::io("write", &seg.path, e))));
+        }
+        let mut pos = start;
+        let mut index = seg.index.write();
+        for b in batches.iter() {
+            index.extend(b.rec_offsets.iter().map(|&o| pos as u32 + o));
+            pos += b.buf.len() as u64;
+        }
+        drop(index);
+        active.pos = start + len as u64;
+        let last = batches.last().map(Batch::last_lsn);
+        if !self.opts.planted.ack_before_fsync {
+            if let Err(e) = active.seg.file.sync_data() {
+                return Some((last, Err(fatal("fdatasync", &active.seg.path, e))));
+            }
+        }
+        Some((last, Ok(())))
     }
 
     /// Seals the active segment and switches to the next one. The seal is synced before any
@@ -513,6 +584,7 @@ impl Inner {
         self.segments.write().push(seg.clone());
         active.seg = seg;
         active.pos = DATA_START;
+        active.direct = None;
         tracing::debug!(segment = %active.seg.id, lsn = next_lsn.0, "rotated to a new segment");
         Ok(())
     }
@@ -706,6 +778,30 @@ impl Inner {
             self.prep_cv.notify_all();
         }
     }
+}
+
+/// Encodes batch `b` in place as a complete frame of segment `seg` at `pos`: header, payload,
+/// padding and trailer (`frame_len` bytes).
+fn finish_frame(b: &mut Batch, seg: &Segment, pos: u64, durable_hint: Lsn) {
+    let payload_len = b.payload_len();
+    let flen = frame_len(payload_len);
+    let zero = has_zero_sector(&b.buf[..FRAME_HEADER_LEN + payload_len], pos);
+    let mut h = FrameHeader {
+        kind: KIND_DATA,
+        flags: if zero { FLAG_ZERO_SECTOR } else { 0 },
+        segment: seg.id,
+        first_lsn: b.first_lsn,
+        count: b.count,
+        payload_len: payload_len as u32,
+        durable_lsn: durable_hint,
+        payload_crc: 0,
+        header_crc: 0,
+    };
+    let (head, payload) = b.buf.split_at_mut(FRAME_HEADER_LEN);
+    let hcrc = h.encode(head, payload);
+    b.buf.resize(flen - TRAILER_LEN, 0);
+    b.buf
+        .extend_from_slice(&trailer_keyed(hcrc, seg.trailer_key).to_le_bytes());
 }
 
 /// The async waiters to wake: those whose LSN is durable now, or all of them after a failure or

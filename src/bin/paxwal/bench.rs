@@ -53,6 +53,9 @@ pub struct BenchArgs {
     /// Sparse segments instead of zero-filled ones.
     #[arg(long)]
     sparse: bool,
+    /// Write synced groups through the page cache instead of with direct I/O.
+    #[arg(long)]
+    buffered: bool,
     /// Fill the log with this many MiB (64 KiB entries) before the measured run.
     #[arg(long, default_value_t = 0)]
     prefill_mib: usize,
@@ -166,6 +169,7 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
         batch: a.batch,
         raw: !a.no_raw,
         zero_fill: !a.sparse,
+        buffered: a.buffered,
         prefill_mib: a.prefill_mib,
         retain_mib: a.retain_mib,
     };
@@ -189,12 +193,13 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
         return Ok(0);
     }
     println!(
-        "paxwal: {} writer(s) x {} B, sync {}, {} entr{} per call",
+        "paxwal: {} writer(s) x {} B, sync {}, {} entr{} per call{}",
         r.writers,
         r.entry_bytes,
         r.sync,
         r.batch,
-        if r.batch == 1 { "y" } else { "ies" }
+        if r.batch == 1 { "y" } else { "ies" },
+        if a.buffered { ", buffered writes" } else { "" }
     );
     println!(
         "  {} entries in {:.2} s: {:.0} entries/s, {:.1} MiB/s, p50 {:.0} us, p99 {:.0} us",
