@@ -133,8 +133,10 @@ impl Active {
 }
 
 /// A synced group larger than this is written through the page cache (one write per frame)
-/// rather than assembled for one direct write.
-const DIRECT_GROUP_MAX: u64 = 8 << 20;
+/// rather than assembled for one direct write: on this machine 1 MiB groups (16 × 64 KiB) ran
+/// ≈ 10 % slower direct (the copy into the scratch buffer, and a direct write waits for the
+/// device), while 132 KB groups (1,000 × 128 B) ran ≈ 1.6 × faster.
+const DIRECT_GROUP_MAX: u64 = 256 << 10;
 
 /// A segment file ready to become active.
 #[derive(Debug)]
@@ -514,8 +516,9 @@ impl Inner {
         let len = align_up(total, BLOCK) as usize;
         // An aligned window of `len` bytes inside the scratch vector.
         let Active { seg, scratch, .. } = active;
-        scratch.clear();
-        scratch.resize(len + BLOCK as usize, 0);
+        if scratch.len() < len + BLOCK as usize {
+            scratch.resize(len + BLOCK as usize, 0);
+        }
         let skew = scratch.as_ptr().align_offset(BLOCK as usize);
         let window = &mut scratch[skew..skew + len];
         let mut at = 0usize;
@@ -524,6 +527,8 @@ impl Inner {
             window[at..at + b.buf.len()].copy_from_slice(&b.buf);
             at += b.buf.len();
         }
+        // Every byte before `at` was just written; the padding after it is zeroed.
+        window[at..].fill(0);
         if let Err(e) = direct.write_all_at(window, start) {
             return Some((None, Err(Error::io("write", &seg.path, e))));
         }
