@@ -32,7 +32,7 @@ fn payload(lsn: u64) -> Vec<u8> {
         .collect()
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Workload {
     /// `SyncMode::Always`: appends and batches, one compaction, two rotations.
     Always,
@@ -42,6 +42,8 @@ enum Workload {
     AlwaysWide,
     /// As `Grouped`, with larger segments.
     GroupedWide,
+    /// As `Always`, with direct writes off: every group goes through the page cache.
+    AlwaysBuffered,
     /// As `Always`, longer, compacting three times: later segments are recycled files whose
     /// old frames lie behind the new data.
     Recycling,
@@ -72,18 +74,25 @@ impl Workload {
 fn options(w: Workload, planted: PlantedBugs) -> Options {
     Options {
         sync: match w {
-            Workload::Always | Workload::AlwaysWide | Workload::Recycling => SyncMode::Always,
+            Workload::Always
+            | Workload::AlwaysBuffered
+            | Workload::AlwaysWide
+            | Workload::Recycling => SyncMode::Always,
             Workload::Grouped | Workload::GroupedWide => SyncMode::Never {
                 max_delay: Duration::from_secs(3600),
             },
         },
         prealloc: Prealloc::Inline,
         segment_bytes: match w {
-            Workload::Always | Workload::Grouped | Workload::Recycling => 64 << 10,
+            Workload::Always
+            | Workload::AlwaysBuffered
+            | Workload::Grouped
+            | Workload::Recycling => 64 << 10,
             Workload::AlwaysWide | Workload::GroupedWide => 96 << 10,
         },
         batch_bytes_max: 8 << 10,
         group_wait_max: Duration::ZERO,
+        direct_writes: w != Workload::AlwaysBuffered,
         planted,
         ..Options::default()
     }
@@ -98,7 +107,10 @@ fn run(disk: &SimDisk, w: Workload, planted: PlantedBugs) -> u64 {
     let mut next = 1u64;
     for i in 0..w.steps() {
         let r = match w {
-            Workload::Always | Workload::AlwaysWide | Workload::Recycling => {
+            Workload::Always
+            | Workload::AlwaysBuffered
+            | Workload::AlwaysWide
+            | Workload::Recycling => {
                 if i % 5 == 4 {
                     let batch: Vec<Vec<u8>> = (next..next + 3).map(payload).collect();
                     wal.append_batch(batch).map(|r| r.end().0)
@@ -294,6 +306,7 @@ fn every_crash_image_opens_to_a_prefix_holding_every_acknowledged_entry() {
     let mut images = 0;
     for w in [
         Workload::Always,
+        Workload::AlwaysBuffered,
         Workload::Grouped,
         Workload::AlwaysWide,
         Workload::GroupedWide,
