@@ -413,3 +413,30 @@ fn checker_catches_missing_directory_sync() {
         Workload::Always,
     );
 }
+
+/// A direct write the device refuses (EINVAL: `O_DIRECT` accepted at open, this alignment not)
+/// neither fails the append nor poisons the log: the group is written through the page cache,
+/// and what was acknowledged survives a crash.
+#[test]
+fn a_refused_direct_write_falls_back_to_the_page_cache() {
+    let disk = SimDisk::new();
+    disk.set_faults(Faults {
+        refuse_direct_writes: true,
+        ..Faults::default()
+    });
+    let wal = Wal::open_with(
+        Arc::new(disk.clone()),
+        DIR,
+        options(Workload::Always, PlantedBugs::default()),
+    )
+    .unwrap();
+    for lsn in 1..=40u64 {
+        assert_eq!(wal.append(&payload(lsn)).unwrap(), Lsn(lsn));
+    }
+    drop(wal);
+    let image = disk.crash(&CrashSpec::default());
+    assert_eq!(
+        check(image, 40, Workload::Always, PlantedBugs::default()),
+        None
+    );
+}

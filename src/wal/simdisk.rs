@@ -71,6 +71,9 @@ pub struct Faults {
     /// After this many more operations the machine "stops": every later operation fails with
     /// EIO and changes nothing (a crash cut point).
     pub stop_after_ops: Option<u64>,
+    /// Writes through direct handles fail with EINVAL (a filesystem or device that accepts
+    /// `O_DIRECT` at open but not these writes' alignment).
+    pub refuse_direct_writes: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -480,7 +483,10 @@ impl VfsFile for SimFile {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         if self.direct
-            && (offset % 4096 != 0 || buf.len() % 4096 != 0 || buf.as_ptr() as usize % 4096 != 0)
+            && (st.faults.refuse_direct_writes
+                || offset % 4096 != 0
+                || buf.len() % 4096 != 0
+                || buf.as_ptr() as usize % 4096 != 0)
         {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }

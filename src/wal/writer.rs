@@ -514,6 +514,8 @@ impl Inner {
         }
         let direct = active.direct.as_ref()?.1.clone()?;
         let len = align_up(total, BLOCK) as usize;
+        // Unencoded lengths, to undo the encoding if the direct write is refused.
+        let unencoded: Vec<usize> = batches.iter().map(|b| b.buf.len()).collect();
         // An aligned window of `len` bytes inside the scratch vector.
         let Active { seg, scratch, .. } = active;
         if scratch.len() < len + BLOCK as usize {
@@ -530,6 +532,17 @@ impl Inner {
         // Every byte before `at` was just written; the padding after it is zeroed.
         window[at..].fill(0);
         if let Err(e) = direct.write_all_at(window, start) {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // Direct I/O accepted at open but not for this write (an alignment the device
+                // does not take): nothing was written. Stay buffered for this segment and
+                // write the group through the page cache.
+                tracing::warn!(segment = %seg.id, error = %e, "a direct write was refused; writes stay buffered");
+                active.direct = Some((seg_id, None));
+                for (b, n) in batches.iter_mut().zip(unencoded) {
+                    b.buf.truncate(n);
+                }
+                return None;
+            }
             return Some((None, Err(Error::io("write", &seg.path, e))));
         }
         let mut pos = start;
