@@ -431,18 +431,43 @@ impl Inner {
         durable_hint: Lsn,
     ) -> (Option<Lsn>, Result<()>) {
         let mut active = self.active.lock();
-        if sync {
-            if let Some(r) = self.write_group_direct(&mut active, batches, durable_hint) {
-                return r;
+        let direct = if sync {
+            self.write_group_direct(&mut active, batches, durable_hint)
+        } else {
+            None
+        };
+        let (last_written, written) = match direct {
+            Some(Ok(last)) => (Some(last), Ok(())),
+            Some(Err(e)) => (None, Err(e)),
+            None => self.write_frames(&mut active, batches, sync, durable_hint),
+        };
+        if written.is_err() {
+            return (last_written, written);
+        }
+        if sync && !self.opts.planted.ack_before_fsync {
+            if let Err(e) = active.seg.file.sync_data() {
+                return (last_written, Err(fatal("fdatasync", &active.seg.path, e)));
             }
         }
+        (last_written, Ok(()))
+    }
+
+    /// Writes the batches through the page cache, one write per frame (rotating as needed),
+    /// the last one padded to a block boundary when `sync`; returns the last LSN written.
+    fn write_frames(
+        &self,
+        active: &mut Active,
+        batches: &mut [Batch],
+        sync: bool,
+        durable_hint: Lsn,
+    ) -> (Option<Lsn>, Result<()>) {
         let mut last_written = None;
         let n = batches.len();
         for (i, b) in batches.iter_mut().enumerate() {
             let payload_len = b.payload_len();
             let flen = frame_len(payload_len);
             if active.pos + flen as u64 + SEAL_RESERVE > active.seg.segment_bytes {
-                if let Err(e) = self.rotate(&mut active, b.first_lsn, durable_hint) {
+                if let Err(e) = self.rotate(active, b.first_lsn, durable_hint) {
                     return (last_written, Err(e));
                 }
                 if active.pos + flen as u64 + SEAL_RESERVE > active.seg.segment_bytes {
@@ -475,24 +500,20 @@ impl Inner {
             active.pos = pos + write_len as u64;
             last_written = Some(b.last_lsn());
         }
-        if sync && !self.opts.planted.ack_before_fsync {
-            if let Err(e) = active.seg.file.sync_data() {
-                return (last_written, Err(fatal("fdatasync", &active.seg.path, e)));
-            }
-        }
         (last_written, Ok(()))
     }
 
     /// Writes a synced group with one direct write, if it can: direct writes are on, the
     /// segment offers a direct handle, the group starts on a block boundary and fits in the
     /// segment without a rotation. `None`: write it through the page cache instead. The last
-    /// frame is padded to a block boundary, as on the buffered path.
+    /// frame is padded to a block boundary, as on the buffered path. Returns the last LSN
+    /// written; the caller syncs.
     fn write_group_direct(
         &self,
         active: &mut Active,
         batches: &mut [Batch],
         durable_hint: Lsn,
-    ) -> Option<(Option<Lsn>, Result<()>)> {
+    ) -> Option<Result<Lsn>> {
         if !self.opts.direct_writes || batches.is_empty() || active.pos % BLOCK != 0 {
             return None;
         }
@@ -514,8 +535,6 @@ impl Inner {
         }
         let direct = active.direct.as_ref()?.1.clone()?;
         let len = align_up(total, BLOCK) as usize;
-        // Unencoded lengths, to undo the encoding if the direct write is refused.
-        let unencoded: Vec<usize> = batches.iter().map(|b| b.buf.len()).collect();
         // An aligned window of `len` bytes inside the scratch vector.
         let Active { seg, scratch, .. } = active;
         if scratch.len() < len + BLOCK as usize {
@@ -531,19 +550,20 @@ impl Inner {
         }
         // Every byte before `at` was just written; the padding after it is zeroed.
         window[at..].fill(0);
-        if let Err(e) = direct.write_all_at(window, start) {
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                // Direct I/O accepted at open but not for this write (an alignment the device
-                // does not take): nothing was written. Stay buffered for this segment and
-                // write the group through the page cache.
-                tracing::warn!(segment = %seg.id, error = %e, "a direct write was refused; writes stay buffered");
-                active.direct = Some((seg_id, None));
-                for (b, n) in batches.iter_mut().zip(unencoded) {
-                    b.buf.truncate(n);
-                }
-                return None;
-            }
-            return Some((None, Err(Error::io("write", &seg.path, e))));
+        let mut r = direct.write_all_at(window, start);
+        if r.as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
+        {
+            // Direct I/O accepted at open but not for this write (an alignment the device does
+            // not take): nothing was written. Write the same bytes through the page cache, and
+            // stay buffered for the rest of this segment.
+            tracing::warn!(segment = %seg.id, "a direct write was refused; writes stay buffered");
+            active.direct = Some((seg_id, None));
+            r = seg.file.write_all_at(window, start);
+        }
+        if let Err(e) = r {
+            // "No space" fails these appends; anything else poisons the log (see `lead`).
+            return Some(Err(Error::io("write", &seg.path, e)));
         }
         let mut pos = start;
         let mut index = seg.index.write();
@@ -553,13 +573,7 @@ impl Inner {
         }
         drop(index);
         active.pos = start + len as u64;
-        let last = batches.last().map(Batch::last_lsn);
-        if !self.opts.planted.ack_before_fsync {
-            if let Err(e) = active.seg.file.sync_data() {
-                return Some((last, Err(fatal("fdatasync", &active.seg.path, e))));
-            }
-        }
-        Some((last, Ok(())))
+        batches.last().map(|b| Ok(b.last_lsn()))
     }
 
     /// Seals the active segment and switches to the next one. The seal is synced before any
