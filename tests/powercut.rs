@@ -459,41 +459,18 @@ fn acknowledged_entries_survive_power_cuts() {
     );
 }
 
-#[test]
-fn checker_catches_acknowledging_before_fsync() {
+/// Runs `cycles` power cuts of planted variant `v` and requires a violation.
+fn assert_variant_caught(v: Variant, cycles: usize, what: &str) {
     let mut fs = match LoopFs::new() {
         Ok(f) => f,
         Err(why) => {
-            skip("power-cut planted-bug test", &why);
+            skip(&format!("power-cut test of {what}"), &why);
             return;
         }
     };
-    let out = power_cut_loop(&mut fs, seed(), 12, Variant::AckBeforeFsync);
+    let out = power_cut_loop(&mut fs, seed(), cycles, v);
     eprintln!(
-        "acking before fsync: {} violations over {} cuts; first: {}",
-        out.violations.len(),
-        out.cuts,
-        out.violations.first().map_or("-", String::as_str)
-    );
-    assert!(
-        !out.violations.is_empty(),
-        "acking before fsync survived {} power cuts unnoticed",
-        out.cuts
-    );
-}
-
-#[test]
-fn checker_catches_accepting_a_recycled_files_old_frames() {
-    let mut fs = match LoopFs::new() {
-        Ok(f) => f,
-        Err(why) => {
-            skip("power-cut recycled-frames test", &why);
-            return;
-        }
-    };
-    let out = power_cut_loop(&mut fs, seed(), 24, Variant::AcceptStaleFrames);
-    eprintln!(
-        "accepting old frames: {} violations over {} cuts ({} segments recycled); first: {}",
+        "{what}: {} violations over {} cuts ({} segments recycled); first: {}",
         out.violations.len(),
         out.cuts,
         out.recycled,
@@ -501,7 +478,21 @@ fn checker_catches_accepting_a_recycled_files_old_frames() {
     );
     assert!(
         !out.violations.is_empty(),
-        "accepting a recycled file's old frames survived {} power cuts unnoticed",
+        "{what} survived {} power cuts unnoticed",
         out.cuts
+    );
+}
+
+#[test]
+fn checker_catches_acknowledging_before_fsync() {
+    assert_variant_caught(Variant::AckBeforeFsync, 12, "acking before fsync");
+}
+
+#[test]
+fn checker_catches_accepting_a_recycled_files_old_frames() {
+    assert_variant_caught(
+        Variant::AcceptStaleFrames,
+        24,
+        "accepting a recycled file's old frames",
     );
 }
