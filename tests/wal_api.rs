@@ -124,8 +124,19 @@ fn concurrent_writers_get_distinct_lsns_and_share_fsyncs() {
 /// (with the hand-over made to drop them, it fails here after 60 s).
 #[test]
 fn sixteen_writers_are_all_woken_and_share_fsyncs() {
+    // Parking at once (every wait a futex wake-up, half of them handed over), and the default
+    // (yielding first, parking only once the spin budget runs out).
+    for spin_wait_max in [Duration::ZERO, Options::default().spin_wait_max] {
+        sixteen_writers(Options {
+            spin_wait_max,
+            ..Options::default()
+        });
+    }
+}
+
+fn sixteen_writers(opts: Options) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Arc::new(Wal::open(dir.path(), Options::default()).unwrap());
+    let wal = Arc::new(Wal::open(dir.path(), opts).unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     for t in 0..16u64 {
         let (wal, tx) = (wal.clone(), tx.clone());

@@ -40,6 +40,9 @@ pub struct BenchConfig {
     /// Write synced groups through the page cache instead of with direct I/O
     /// (`Options::direct_writes` off), to compare the two.
     pub buffered: bool,
+    /// Waiting writers park at once instead of yielding first (`Options::spin_wait_max` zero),
+    /// to compare the two.
+    pub no_spin: bool,
     /// Fill the log with this many MiB (64 KiB entries) before the measured run, to see how
     /// costs scale with log size.
     pub prefill_mib: usize,
@@ -171,6 +174,11 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
             sync: cfg.sync,
             zero_fill: cfg.zero_fill,
             direct_writes: !cfg.buffered,
+            spin_wait_max: if cfg.no_spin {
+                std::time::Duration::ZERO
+            } else {
+                Options::default().spin_wait_max
+            },
             ..Options::default()
         },
     )?);

@@ -574,6 +574,7 @@ impl Wal {
         if t.last > st.durable {
             st.waiters += 1;
         }
+        let mut spun = None;
         let r = loop {
             if let Some(e) = st.rolled_back(t.generation, t.last) {
                 break Err(e.clone());
@@ -602,9 +603,35 @@ impl Wal {
                 }
                 Some(deadline)
             };
+            let round = inner.leader_rounds.load(Ordering::Acquire);
+            // Yield in a loop first (`Options::spin_wait_max`), once per leader round: a
+            // yielding writer sees the round end without a futex wake-up, and keeps its CPU
+            // from idling while the fsync runs. It is not a sleeper, so no leader unparks it.
+            if spun != Some(round) {
+                let budget = inner.spin_budget(&st);
+                if !budget.is_zero() {
+                    spun = Some(round);
+                    drop(st);
+                    let mut until = std::time::Instant::now() + budget;
+                    if let Some(d) = deadline {
+                        until = until.min(d);
+                    }
+                    while inner.leader_rounds.load(Ordering::Acquire) == round
+                        && std::time::Instant::now() < until
+                    {
+                        std::thread::yield_now();
+                    }
+                    if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0
+                        && inner.generation_atomic.load(Ordering::Acquire) == t.generation
+                    {
+                        return Ok(());
+                    }
+                    st = inner.state.lock();
+                    continue;
+                }
+            }
             // Park until a leader finishes (it unparks every sleeper at once, so woken writers
             // run in parallel instead of queueing on the mutex) or the group deadline passes.
-            let round = inner.leader_rounds.load(Ordering::Acquire);
             let me = std::thread::current();
             st.sleepers.retain(|(t, _)| t.id() != me.id());
             st.sleepers.push((me, t.last));

@@ -87,6 +87,15 @@ pub struct Options {
     /// Longest a forming group waits for the writers the previous sync found waiting to come
     /// back before syncing (bounded further by the measured sync time). Zero disables it.
     pub group_wait_max: Duration,
+    /// Longest a writer waiting for a group commit yields the CPU in a loop (`sched_yield`,
+    /// watching for the sync to finish) before it parks, and at most twice the measured sync
+    /// time; no yielding at all while the measured sync time exceeds it. Zero disables it.
+    /// A yielding writer needs no futex wake-up and keeps its CPU from idling during the
+    /// fsync (on a virtual machine, waking an idle vCPU costs tens of microseconds): on this
+    /// machine it took 16 writers × 1 KiB from ≈ 57k to ≈ 95k appends/s, at the price of
+    /// busy CPUs while the sync runs. RocksDB's write thread does the same
+    /// (`enable_write_thread_adaptive_yield`, up to `write_thread_max_yield_usec`).
+    pub spin_wait_max: Duration,
     /// Open without changing any file (no truncation, no deletion); appends are refused.
     pub read_only: bool,
     /// Deliberate bugs, off by default. They exist only so that tests can show the crash
@@ -123,6 +132,7 @@ impl Default for Options {
             batch_bytes_max: 1 << 20,
             queue_bytes_max: 64 << 20,
             group_wait_max: Duration::from_micros(200),
+            spin_wait_max: Duration::from_micros(500),
             read_only: false,
             planted: PlantedBugs::default(),
         }

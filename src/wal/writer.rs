@@ -292,6 +292,20 @@ impl Inner {
             .min(std::time::Duration::from_nanos(st.sync_ewma_ns))
     }
 
+    /// How long a waiting writer yields before parking: `spin_wait_max`, at most twice the
+    /// measured sync time, and nothing while the measured sync time is longer than the maximum.
+    pub(crate) fn spin_budget(&self, st: &State) -> std::time::Duration {
+        let max = self.opts.spin_wait_max;
+        let sync = std::time::Duration::from_nanos(st.sync_ewma_ns);
+        if sync > max {
+            std::time::Duration::ZERO
+        } else if sync.is_zero() {
+            max
+        } else {
+            max.min(2 * sync)
+        }
+    }
+
     pub(crate) fn lead<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,

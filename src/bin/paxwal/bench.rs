@@ -56,6 +56,9 @@ pub struct BenchArgs {
     /// Write synced groups through the page cache instead of with direct I/O.
     #[arg(long)]
     buffered: bool,
+    /// Waiting writers park at once instead of yielding the CPU until their sync ends.
+    #[arg(long)]
+    no_spin: bool,
     /// Fill the log with this many MiB (64 KiB entries) before the measured run.
     #[arg(long, default_value_t = 0)]
     prefill_mib: usize,
@@ -170,6 +173,7 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
         raw: !a.no_raw,
         zero_fill: !a.sparse,
         buffered: a.buffered,
+        no_spin: a.no_spin,
         prefill_mib: a.prefill_mib,
         retain_mib: a.retain_mib,
     };
@@ -199,7 +203,12 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
         r.sync,
         r.batch,
         if r.batch == 1 { "y" } else { "ies" },
-        if a.buffered { ", buffered writes" } else { "" }
+        match (a.buffered, a.no_spin) {
+            (false, false) => "",
+            (true, false) => ", buffered writes",
+            (false, true) => ", no spinning",
+            (true, true) => ", buffered writes, no spinning",
+        }
     );
     println!(
         "  {} entries in {:.2} s: {:.0} entries/s, {:.1} MiB/s, p50 {:.0} us, p99 {:.0} us",
