@@ -617,6 +617,8 @@ pub struct ReplBenchConfig {
     pub raw: bool,
     /// Zero-fill new segments (the log's default); false makes sparse segments.
     pub zero_fill: bool,
+    /// Waiting writers park at once (`Options::spin_wait_max` zero), to compare.
+    pub no_spin: bool,
     /// Also run omnipaxos 0.2.4 with its RocksDB storage in the same harness, after paxwal
     /// (needs the `compare-omnipaxos` feature).
     pub omnipaxos: bool,
@@ -757,6 +759,9 @@ pub fn run(cfg: &ReplBenchConfig) -> Result<ReplBenchResult> {
     let _ = std::fs::remove_dir_all(&dir);
     let mut opts = ClusterOptions::new(cfg.batch, cfg.in_flight);
     opts.wal.zero_fill = cfg.zero_fill;
+    if cfg.no_spin {
+        opts.wal.spin_wait_max = std::time::Duration::ZERO;
+    }
     let window_slots = opts.window_slots;
     let payload_bytes = opts.payload_bytes;
     let mut cluster = Cluster::open(&dir, opts)?;

@@ -122,7 +122,7 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
             a.in_flight,
             a.batch,
             a.entries,
-            (!a.no_raw, !a.sparse, a.compare),
+            (!a.no_raw, !a.sparse, a.no_spin, a.compare),
             a.json,
         );
     }
@@ -297,7 +297,7 @@ fn paxos_bench(
     in_flight: u64,
     batch: usize,
     entries: Option<u64>,
-    (raw, zero_fill, omnipaxos): (bool, bool, bool),
+    (raw, zero_fill, no_spin, omnipaxos): (bool, bool, bool, bool),
     json: bool,
 ) -> Result<u8, Error> {
     let commands = entries.unwrap_or(1_000_000);
@@ -309,6 +309,7 @@ fn paxos_bench(
         warmup: (commands / 10).min(100_000),
         raw,
         zero_fill,
+        no_spin,
         omnipaxos,
     };
     let r = paxwal::bench::replication::run(&cfg)?;
