@@ -57,6 +57,9 @@ pub struct BenchConfig {
 pub struct RawDisk {
     /// `fdatasync` calls per second after a 4 KiB overwrite inside an already-written file.
     pub fsync_per_sec: f64,
+    /// The same after a 4 KiB `O_DIRECT` overwrite (as the log writes by default); `None`
+    /// where `O_DIRECT` is refused.
+    pub direct_fsync_per_sec: Option<f64>,
     /// Sequential write bandwidth (1 MiB writes, one `fdatasync` at the end), MiB/s.
     pub seq_mib_per_sec: f64,
     /// Entries per second of a raw loop writing the same bytes per batch + `fdatasync` into a
@@ -89,6 +92,8 @@ pub struct BenchResult {
     pub p99_us: f64,
     /// Raw `fdatasync` rate (4 KiB overwrite), per second.
     pub raw_fsync_per_sec: f64,
+    /// Raw `fdatasync` rate after a 4 KiB `O_DIRECT` overwrite, per second.
+    pub raw_direct_fsync_per_sec: Option<f64>,
     /// Raw sequential write, MiB/s.
     pub raw_seq_mib_per_sec: f64,
     /// Raw write+fdatasync loop over the same batches into a pre-zeroed file, entries/s
@@ -98,6 +103,8 @@ pub struct BenchResult {
     pub raw_batch_extending_entries_per_sec: Option<f64>,
     /// Append calls per second ÷ raw fsync rate (durable single appends).
     pub ratio_calls_to_raw_fsync: f64,
+    /// Append calls per second ÷ raw direct-write fsync rate.
+    pub ratio_calls_to_raw_direct_fsync: Option<f64>,
     /// MiB/s ÷ raw sequential MiB/s.
     pub ratio_mib_to_raw_seq: f64,
     /// Entries/s ÷ raw batch loop (pre-zeroed file) entries/s.
@@ -145,6 +152,11 @@ pub fn raw_disk(dir: &Path, entry_bytes: usize, batch: usize) -> Result<RawDisk>
     };
     Ok(RawDisk {
         fsync_per_sec: raw::overwrite_fsync_rate(dir, 1, budget)?,
+        direct_fsync_per_sec: if batch == 1 {
+            raw::direct_overwrite_fsync_rate(dir, budget)?
+        } else {
+            None
+        },
         seq_mib_per_sec: raw::seq_write_mib_per_sec(dir, 256)?,
         batch_entries_per_sec: batch_loop(true)?,
         batch_extending_entries_per_sec: batch_loop(false)?,
@@ -285,10 +297,12 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
         p50_us: percentile_us(&lat, 0.50),
         p99_us: percentile_us(&lat, 0.99),
         raw_fsync_per_sec: raw.fsync_per_sec,
+        raw_direct_fsync_per_sec: raw.direct_fsync_per_sec,
         raw_seq_mib_per_sec: raw.seq_mib_per_sec,
         raw_batch_entries_per_sec: raw.batch_entries_per_sec,
         raw_batch_extending_entries_per_sec: raw.batch_extending_entries_per_sec,
         ratio_calls_to_raw_fsync: ratio(calls_per_sec, raw.fsync_per_sec),
+        ratio_calls_to_raw_direct_fsync: raw.direct_fsync_per_sec.map(|r| ratio(calls_per_sec, r)),
         ratio_mib_to_raw_seq: ratio(mib_per_sec, raw.seq_mib_per_sec),
         ratio_entries_to_raw_batch: raw.batch_entries_per_sec.map(|r| ratio(entries_per_sec, r)),
         ratio_entries_to_raw_batch_extending: raw

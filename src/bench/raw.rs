@@ -113,6 +113,42 @@ pub fn overwrite_fsync_rate(dir: &Path, files: usize, budget: Duration) -> Resul
     Ok(counts?.iter().sum::<u64>() as f64 / secs)
 }
 
+/// The same probe as [`overwrite_fsync_rate`] (one file) with every 4 KiB overwrite written
+/// through a second, `O_DIRECT` handle from an aligned buffer, as the log writes a synced group
+/// by default (`wal::Options::direct_writes`): the baseline a 1-writer log matches. `None` where
+/// the filesystem refuses `O_DIRECT` (tmpfs).
+pub fn direct_overwrite_fsync_rate(dir: &Path, budget: Duration) -> Result<Option<f64>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = ProbeFile::written(dir.join("raw-direct.tmp"), OVERWRITE_BLOCKS, 0x5a)?;
+    let direct = match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&f.path)
+    {
+        Ok(d) => d,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+        Err(e) => return Err(Error::io("open O_DIRECT", &f.path, e)),
+    };
+    let mut buf = vec![0x5au8; 2 * BLOCK_BYTES];
+    let skew = buf.as_ptr().align_offset(BLOCK_BYTES);
+    let block = &mut buf[skew..skew + BLOCK_BYTES];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget || n < 20 {
+        let at = (n % OVERWRITE_BLOCKS) * BLOCK_BYTES as u64;
+        match direct.write_all_at(block, at) {
+            Ok(()) => {}
+            Err(e) if n == 0 && e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+            Err(e) => return Err(Error::io("write O_DIRECT", &f.path, e)),
+        }
+        f.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", &f.path, e))?;
+        n += 1;
+    }
+    Ok(Some(n as f64 / start.elapsed().as_secs_f64()))
+}
+
 /// Writes `mib` MiB in 1 MiB writes to a new file at `path`, then one `fdatasync`; returns the
 /// time taken (the file is removed).
 pub fn seq_write(path: &Path, mib: usize) -> Result<Duration> {
@@ -219,6 +255,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let short = Duration::from_millis(20);
         assert!(overwrite_fsync_rate(dir.path(), 2, short).unwrap() > 0.0);
+        // Some on a filesystem that takes O_DIRECT, None (not an error) on one that does not.
+        if let Some(rate) = direct_overwrite_fsync_rate(dir.path(), short).unwrap() {
+            assert!(rate > 0.0);
+        }
         assert!(seq_write_mib_per_sec(dir.path(), 2).unwrap() > 0.0);
         for prezeroed in [true, false] {
             let calls = write_sync_loop(dir.path(), 1000, 2, Until::Calls(3), prezeroed).unwrap();

@@ -233,8 +233,12 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
         );
     }
     if r.raw_fsync_per_sec > 0.0 {
+        let direct = r
+            .raw_direct_fsync_per_sec
+            .map(|d| format!(" ({d:.0}/s after a direct one)"))
+            .unwrap_or_default();
         println!(
-            "raw disk, same directory, same run: {:.0} fdatasync/s after a 4 KiB overwrite, {:.0} MiB/s sequential write",
+            "raw disk, same directory, same run: {:.0} fdatasync/s after a 4 KiB overwrite{direct}, {:.0} MiB/s sequential write",
             r.raw_fsync_per_sec, r.raw_seq_mib_per_sec
         );
         // Only the ratios that mean something for the workload: the sync rate bounds durable
@@ -245,6 +249,9 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
                 "append calls/s = {:.2} x raw fdatasync rate",
                 r.ratio_calls_to_raw_fsync
             ));
+            if let Some(d) = r.ratio_calls_to_raw_direct_fsync {
+                ratios.push(format!("{d:.2} x the direct-write rate"));
+            }
         }
         if r.batch * r.entry_bytes >= 64 << 10 || r.sync != "always" {
             ratios.push(format!(
