@@ -295,15 +295,7 @@ impl Inner {
     /// How long a waiting writer yields before parking: `spin_wait_max`, at most twice the
     /// measured sync time, and nothing while the measured sync time is longer than the maximum.
     pub(crate) fn spin_budget(&self, st: &State) -> std::time::Duration {
-        let max = self.opts.spin_wait_max;
-        let sync = std::time::Duration::from_nanos(st.sync_ewma_ns);
-        if sync > max {
-            std::time::Duration::ZERO
-        } else if sync.is_zero() {
-            max
-        } else {
-            max.min(2 * sync)
-        }
+        spin_budget(self.opts.spin_wait_max, st.sync_ewma_ns)
     }
 
     pub(crate) fn lead<'a>(
@@ -882,5 +874,40 @@ fn fatal(op: &'static str, path: &std::path::Path, e: std::io::Error) -> Error {
         op,
         path: path.to_owned(),
         source: Arc::new(e),
+    }
+}
+
+/// [`Inner::spin_budget`] from the maximum and the measured sync time (0: none measured yet).
+fn spin_budget(max: std::time::Duration, sync_ewma_ns: u64) -> std::time::Duration {
+    let sync = std::time::Duration::from_nanos(sync_ewma_ns);
+    if sync > max {
+        std::time::Duration::ZERO
+    } else if sync.is_zero() {
+        max
+    } else {
+        max.min(2 * sync)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spin_budget;
+    use std::time::Duration;
+
+    #[test]
+    fn the_spin_budget_follows_the_measured_sync() {
+        let us = Duration::from_micros;
+        let max = us(500);
+        // Nothing measured yet: the maximum.
+        assert_eq!(spin_budget(max, 0), max);
+        // Twice the sync, capped at the maximum.
+        assert_eq!(spin_budget(max, 100_000), us(200));
+        assert_eq!(spin_budget(max, 300_000), max);
+        assert_eq!(spin_budget(max, 500_000), max);
+        // A sync longer than the maximum: park at once.
+        assert_eq!(spin_budget(max, 500_001), Duration::ZERO);
+        // Turned off.
+        assert_eq!(spin_budget(Duration::ZERO, 0), Duration::ZERO);
+        assert_eq!(spin_budget(Duration::ZERO, 100_000), Duration::ZERO);
     }
 }
