@@ -92,7 +92,7 @@ pub struct Options {
     /// time; no yielding at all while the measured sync time exceeds it. Zero disables it.
     /// A yielding writer needs no futex wake-up and keeps its CPU from idling during the
     /// fsync (on a virtual machine, waking an idle vCPU costs tens of microseconds): on this
-    /// machine it took 16 writers × 1 KiB from ≈ 57k to ≈ 95k appends/s, at the price of
+    /// machine it took 16 writers × 1 KiB from ≈ 74k to ≈ 99k appends/s, at the price of
     /// busy CPUs while the sync runs. RocksDB's write thread does the same
     /// (`enable_write_thread_adaptive_yield`, up to `write_thread_max_yield_usec`).
     pub spin_wait_max: Duration,
