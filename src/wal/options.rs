@@ -91,7 +91,7 @@ pub struct Options {
     /// watching for the sync to finish) before it parks, and at most twice the measured sync
     /// time; no yielding at all while the measured sync time exceeds it. Zero disables it.
     /// A yielding writer needs no futex wake-up and keeps its CPU from idling during the
-    /// fsync (on a virtual machine, waking an idle vCPU costs tens of microseconds): on this
+    /// fsync (on a virtual machine an idle vCPU is slow to wake): on this
     /// machine it took 16 writers × 1 KiB from ≈ 74k to ≈ 99k appends/s, at the price of
     /// busy CPUs while the sync runs. RocksDB's write thread does the same
     /// (`enable_write_thread_adaptive_yield`, up to `write_thread_max_yield_usec`).
