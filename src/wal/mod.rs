@@ -88,10 +88,8 @@ impl std::future::Future for Durable<'_> {
         use std::task::Poll;
         let t = self.t;
         let inner = &*self.wal.inner;
-        // Fast path, as in `wait_durable`: the durable point first, then the generation.
-        if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0
-            && inner.generation_atomic.load(Ordering::Acquire) == t.generation
-        {
+        // Fast path, as in `wait_durable`.
+        if inner.acked_without_lock(&t) {
             return Poll::Ready(Ok(()));
         }
         let mut st = inner.state.lock();
@@ -621,9 +619,7 @@ impl Wal {
                     {
                         std::thread::yield_now();
                     }
-                    if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0
-                        && inner.generation_atomic.load(Ordering::Acquire) == t.generation
-                    {
+                    if inner.acked_without_lock(t) {
                         return Ok(());
                     }
                     st = inner.state.lock();
@@ -652,14 +648,8 @@ impl Wal {
                 }
             }
             inner.run_relay();
-            // Fast path: acknowledged without touching the lock again — unless a "no space"
-            // rollback happened since this ticket was issued: its LSNs may have been handed
-            // out again and made durable for other appends, so the locked path decides. The
-            // durable point is read first: a rollback is published before any later durable
-            // point, so seeing that durable point guarantees seeing the rollback too.
-            if inner.durable_atomic.load(Ordering::Acquire) >= t.last.0
-                && inner.generation_atomic.load(Ordering::Acquire) == t.generation
-            {
+            // Fast path: acknowledged without touching the lock again.
+            if inner.acked_without_lock(t) {
                 return Ok(());
             }
             st = inner.state.lock();
@@ -934,6 +924,16 @@ impl Iterator for Iter<'_> {
 }
 
 impl Inner {
+    /// True if `t` is durable, read without the state lock — unless a "no space" rollback
+    /// happened since the ticket was issued: its LSNs may have been handed out again and made
+    /// durable for other appends, so the locked path decides. The durable point is read
+    /// first: a rollback is published before any later durable point, so seeing that durable
+    /// point guarantees seeing the rollback too.
+    fn acked_without_lock(&self, t: &Appended) -> bool {
+        self.durable_atomic.load(Ordering::Acquire) >= t.last.0
+            && self.generation_atomic.load(Ordering::Acquire) == t.generation
+    }
+
     fn new(
         dir: PathBuf,
         vfs: Arc<dyn Vfs>,
