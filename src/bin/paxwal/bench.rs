@@ -203,12 +203,14 @@ pub fn run(a: BenchArgs) -> Result<u8, Error> {
         r.sync,
         r.batch,
         if r.batch == 1 { "y" } else { "ies" },
-        match (a.buffered, a.no_spin) {
-            (false, false) => "",
-            (true, false) => ", buffered writes",
-            (false, true) => ", no spinning",
-            (true, true) => ", buffered writes, no spinning",
-        }
+        [
+            (a.buffered, ", buffered writes"),
+            (a.no_spin, ", no spinning")
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, label)| *label)
+        .collect::<String>()
     );
     println!(
         "  {} entries in {:.2} s: {:.0} entries/s, {:.1} MiB/s, p50 {:.0} us, p99 {:.0} us",
