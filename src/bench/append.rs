@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::raw::{self, Until};
+use super::raw::{self, Space, Until};
 use super::{percentile_us, ratio, rss_mib, settle};
 use crate::error::{Error, Result};
 use crate::types::Lsn;
@@ -67,6 +67,10 @@ pub struct RawDisk {
     pub batch_entries_per_sec: Option<f64>,
     /// The same loop appending to a fresh file (each sync also extends it).
     pub batch_extending_entries_per_sec: Option<f64>,
+    /// The same loop into a new pre-zeroed 64 MiB file per 64 MiB written, each zero-filled by
+    /// a second thread while the loop writes the one before: the raw model of a log that only
+    /// grows ([`raw::Space::ZeroFilledAhead`]).
+    pub batch_zero_fill_entries_per_sec: Option<f64>,
 }
 
 /// The benchmark's result.
@@ -101,6 +105,8 @@ pub struct BenchResult {
     pub raw_batch_entries_per_sec: Option<f64>,
     /// The same raw loop appending to a fresh file, entries/s.
     pub raw_batch_extending_entries_per_sec: Option<f64>,
+    /// The same raw loop into new files zero-filled beside it, entries/s.
+    pub raw_batch_zero_fill_entries_per_sec: Option<f64>,
     /// Append calls per second ÷ raw fsync rate (durable single appends).
     pub ratio_calls_to_raw_fsync: f64,
     /// Append calls per second ÷ raw direct-write fsync rate.
@@ -111,6 +117,8 @@ pub struct BenchResult {
     pub ratio_entries_to_raw_batch: Option<f64>,
     /// Entries/s ÷ raw batch loop (extending a fresh file) entries/s.
     pub ratio_entries_to_raw_batch_extending: Option<f64>,
+    /// Entries/s ÷ raw batch loop (new files zero-filled beside it) entries/s.
+    pub ratio_entries_to_raw_batch_zero_fill: Option<f64>,
     /// Writers, entry size, batch and sync mode, for the record.
     pub writers: usize,
     /// Bytes per entry.
@@ -141,10 +149,9 @@ pub fn raw_disk(dir: &Path, entry_bytes: usize, batch: usize) -> Result<RawDisk>
     let budget = Duration::from_millis(1500);
     // The same bytes per call as a batch of framed entries (4 bytes of framing each).
     let call_bytes = batch * (entry_bytes + 4);
-    let batch_loop = |prezeroed| -> Result<Option<f64>> {
+    let batch_loop = |space| -> Result<Option<f64>> {
         Ok(if batch > 1 {
-            let calls =
-                raw::write_sync_loop(dir, call_bytes, 1, Until::Elapsed(budget), prezeroed)?;
+            let calls = raw::write_sync_loop(dir, call_bytes, 1, Until::Elapsed(budget), space)?;
             Some(calls * batch as f64)
         } else {
             None
@@ -158,8 +165,9 @@ pub fn raw_disk(dir: &Path, entry_bytes: usize, batch: usize) -> Result<RawDisk>
             None
         },
         seq_mib_per_sec: raw::seq_write_mib_per_sec(dir, 256)?,
-        batch_entries_per_sec: batch_loop(true)?,
-        batch_extending_entries_per_sec: batch_loop(false)?,
+        batch_entries_per_sec: batch_loop(Space::Reused)?,
+        batch_extending_entries_per_sec: batch_loop(Space::Extending)?,
+        batch_zero_fill_entries_per_sec: batch_loop(Space::ZeroFilledAhead)?,
     })
 }
 
@@ -307,6 +315,10 @@ pub fn run(cfg: &BenchConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<BenchRe
         ratio_entries_to_raw_batch: raw.batch_entries_per_sec.map(|r| ratio(entries_per_sec, r)),
         ratio_entries_to_raw_batch_extending: raw
             .batch_extending_entries_per_sec
+            .map(|r| ratio(entries_per_sec, r)),
+        raw_batch_zero_fill_entries_per_sec: raw.batch_zero_fill_entries_per_sec,
+        ratio_entries_to_raw_batch_zero_fill: raw
+            .batch_zero_fill_entries_per_sec
             .map(|r| ratio(entries_per_sec, r)),
         writers: cfg.writers,
         entry_bytes: cfg.entry_bytes,

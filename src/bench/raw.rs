@@ -179,54 +179,199 @@ pub enum Until {
     Elapsed(Duration),
 }
 
-/// The raw counterpart of a durable append: `writers` threads on one file, each call one
-/// `pwrite` of `call_bytes` then `fdatasync`, calls placed one after another. With `prezeroed`
-/// the file is zero-filled first (as a paxwal segment is) and the writes wrap at 64 MiB, so
-/// every sync overwrites; otherwise every write extends a fresh file (never wrapping: each
-/// sync also allocates blocks and grows the file). Returns calls per second, all writers
-/// together.
+/// Where a write loop's bytes go ([`write_sync_loop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Space {
+    /// One pre-zeroed 64 MiB file, the writes wrapping around in it: every sync overwrites
+    /// written blocks (the case of a log that reuses its compacted segment files).
+    Reused,
+    /// One fresh file, every write extending it (never wrapping: each sync also allocates
+    /// blocks and grows the file).
+    Extending,
+    /// A new 64 MiB file for every 64 MiB written, each zero-filled and synced by a second
+    /// thread while the loop writes the file before it, the first two ready before timing
+    /// starts: what a log that only grows does with zero-filled segments (its preparer makes the
+    /// next segment, 1 MiB writes of zeros and one fsync, while the writers fill the active one).
+    ZeroFilledAhead,
+}
+
+/// The raw counterpart of a durable append: `writers` threads, each call one `pwrite` of
+/// `call_bytes` then `fdatasync`, calls placed one after another into `space`. Returns calls
+/// per second, all writers together.
 pub fn write_sync_loop(
     dir: &Path,
     call_bytes: usize,
     writers: usize,
     until: Until,
-    prezeroed: bool,
+    space: Space,
 ) -> Result<f64> {
+    Ok(write_sync_loop_in(dir, call_bytes, writers, until, space, LOOP_SPAN_BYTES)?.0)
+}
+
+/// [`write_sync_loop`] with the file size as a parameter; also returns the files it made.
+fn write_sync_loop_in(
+    dir: &Path,
+    call_bytes: usize,
+    writers: usize,
+    until: Until,
+    space: Space,
+    span: u64,
+) -> Result<(f64, u64)> {
     let call = call_bytes.max(1) as u64;
-    let span = LOOP_SPAN_BYTES.max(2 * call);
-    let blocks = if prezeroed {
-        span.div_ceil(BLOCK_BYTES as u64)
-    } else {
-        0
-    };
-    let f = ProbeFile::written(dir.join("raw-loop.tmp"), blocks, 0)?;
+    let span = span.max(2 * call);
     let slots = span / call;
+    let blocks = span.div_ceil(BLOCK_BYTES as u64);
+    let files = Files::new(dir, space, blocks)?;
     let next = AtomicU64::new(0);
     let start = Instant::now();
-    let writers: Vec<(usize, &ProbeFile)> = (0..writers.max(1)).map(|i| (i, &f)).collect();
-    let counts = run_threads(&writers, |&(i, f)| {
-        let buf = vec![0x3c ^ i as u8; call_bytes];
-        let mut n = 0u64;
-        loop {
-            let more = match until {
-                Until::Calls(c) => n < c,
-                Until::Elapsed(budget) => start.elapsed() < budget || n < 5,
-            };
-            if !more {
-                return Ok(n);
+    let writers: Vec<usize> = (0..writers.max(1)).collect();
+    let (counts, secs) = std::thread::scope(|s| {
+        let preparer = (space == Space::ZeroFilledAhead).then(|| s.spawn(|| files.prepare_ahead()));
+        let counts = run_threads(&writers, |&i| {
+            let buf = vec![0x3c ^ i as u8; call_bytes];
+            let mut n = 0u64;
+            loop {
+                let more = match until {
+                    Until::Calls(c) => n < c,
+                    Until::Elapsed(budget) => start.elapsed() < budget || n < 5,
+                };
+                if !more {
+                    return Ok(n);
+                }
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                match space {
+                    Space::Reused => files.get(0)?.write_sync(&buf, (k % slots) * call)?,
+                    Space::Extending => files.get(0)?.write_sync(&buf, k * call)?,
+                    Space::ZeroFilledAhead => {
+                        files.get(k / slots)?.write_sync(&buf, (k % slots) * call)?
+                    }
+                }
+                n += 1;
             }
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let at = if prezeroed {
-                (k % slots) * call
-            } else {
-                k * call
-            };
-            f.write_sync(&buf, at)?;
-            n += 1;
+        });
+        // Timing ends with the writers; the preparer may still be filling one file.
+        let secs = start.elapsed().as_secs_f64();
+        files.stop();
+        if let Some(p) = preparer {
+            let joined = p
+                .join()
+                .unwrap_or_else(|_| Err(Error::Invalid("the probe's preparer panicked".into())));
+            if let Err(e) = joined {
+                return (Err(e), secs);
+            }
         }
+        (counts, secs)
     });
-    let secs = start.elapsed().as_secs_f64();
-    Ok(counts?.iter().sum::<u64>() as f64 / secs)
+    let made = files.made();
+    Ok((counts?.iter().sum::<u64>() as f64 / secs, made))
+}
+
+/// The files of one [`write_sync_loop`]: file `i` is made before any writer needs it (for
+/// [`Space::ZeroFilledAhead`], by [`Files::prepare_ahead`] once file `i - 2` is in use).
+struct Files<'a> {
+    dir: &'a Path,
+    blocks: u64,
+    state: parking_lot::Mutex<FilesState>,
+    cv: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct FilesState {
+    /// Files made so far, by index; a file is dropped (and removed) once two later ones are
+    /// in use, and its last writer is done with it.
+    made: Vec<Option<std::sync::Arc<ProbeFile>>>,
+    /// The highest file index a writer has asked for.
+    in_use: u64,
+    stop: bool,
+    error: bool,
+}
+
+impl<'a> Files<'a> {
+    fn new(dir: &'a Path, space: Space, blocks: u64) -> Result<Files<'a>> {
+        let files = Files {
+            dir,
+            blocks,
+            state: Default::default(),
+            cv: Default::default(),
+        };
+        {
+            let mut st = files.state.lock();
+            match space {
+                Space::Reused => st.made.push(Some(files.make(0, blocks)?)),
+                Space::Extending => st.made.push(Some(files.make(0, 0)?)),
+                Space::ZeroFilledAhead => {
+                    st.made.push(Some(files.make(0, blocks)?));
+                    st.made.push(Some(files.make(1, blocks)?));
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    fn make(&self, i: u64, blocks: u64) -> Result<std::sync::Arc<ProbeFile>> {
+        let path = self.dir.join(format!("raw-loop-{i}.tmp"));
+        Ok(std::sync::Arc::new(ProbeFile::written(path, blocks, 0)?))
+    }
+
+    /// File `i`, waiting for the preparer to make it.
+    fn get(&self, i: u64) -> Result<std::sync::Arc<ProbeFile>> {
+        let mut st = self.state.lock();
+        if i > st.in_use {
+            st.in_use = i;
+            // Files two behind are no longer needed (a writer still on one keeps its handle).
+            let behind = (i as usize).saturating_sub(1).min(st.made.len());
+            st.made[..behind].iter_mut().for_each(|f| *f = None);
+            self.cv.notify_all();
+        }
+        loop {
+            if let Some(Some(f)) = st.made.get(i as usize) {
+                return Ok(f.clone());
+            }
+            if st.error || st.stop {
+                return Err(Error::Invalid("the probe's preparer stopped".into()));
+            }
+            self.cv.wait(&mut st);
+        }
+    }
+
+    /// Makes file `i` once file `i - 1` is in use, until [`Files::stop`].
+    fn prepare_ahead(&self) -> Result<()> {
+        loop {
+            let i = {
+                let mut st = self.state.lock();
+                loop {
+                    if st.stop {
+                        return Ok(());
+                    }
+                    let i = st.made.len() as u64;
+                    if st.in_use + 1 >= i {
+                        break i;
+                    }
+                    self.cv.wait(&mut st);
+                }
+            };
+            let made = self.make(i, self.blocks);
+            let mut st = self.state.lock();
+            match made {
+                Ok(f) => st.made.push(Some(f)),
+                Err(e) => {
+                    st.error = true;
+                    self.cv.notify_all();
+                    return Err(e);
+                }
+            }
+            self.cv.notify_all();
+        }
+    }
+
+    fn stop(&self) {
+        self.state.lock().stop = true;
+        self.cv.notify_all();
+    }
+
+    fn made(&self) -> u64 {
+        self.state.lock().made.len() as u64
+    }
 }
 
 /// Runs `work` once per item on its own thread; the results in item order.
@@ -260,11 +405,30 @@ mod tests {
             assert!(rate > 0.0);
         }
         assert!(seq_write_mib_per_sec(dir.path(), 2).unwrap() > 0.0);
-        for prezeroed in [true, false] {
-            let calls = write_sync_loop(dir.path(), 1000, 2, Until::Calls(3), prezeroed).unwrap();
+        for space in [Space::Reused, Space::Extending] {
+            let calls = write_sync_loop(dir.path(), 1000, 2, Until::Calls(3), space).unwrap();
             assert!(calls > 0.0);
         }
         // Every probe removes its files.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_zero_fill_model_makes_one_file_per_span_one_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1 MiB files, 256 KiB calls: 20 calls by 2 writers fill files 0..=4; file 5 is made
+        // once file 4 is in use (unless the writers are done first), and no file after it.
+        let (calls, made) = write_sync_loop_in(
+            dir.path(),
+            256 << 10,
+            2,
+            Until::Calls(10),
+            Space::ZeroFilledAhead,
+            1 << 20,
+        )
+        .unwrap();
+        assert!(calls > 0.0);
+        assert!(made == 5 || made == 6, "{made} files made");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::percentile_us;
-use super::raw::{self, Until};
+use super::raw::{self, Space, Until};
 
 pub use self::okaywal::OkayWal;
 pub use self::paxwal::Paxwal;
@@ -177,7 +177,13 @@ pub fn run(engine: &dyn Engine, dir: &Path, w: Workload) -> Res<(f64, f64, f64)>
 pub fn raw(dir: &Path, w: Workload) -> Res<f64> {
     let calls = (w.entries_per_writer / w.batch) as u64;
     let call_bytes = w.batch * (w.entry_bytes + 4);
-    let per_sec = raw::write_sync_loop(dir, call_bytes, w.writers, Until::Calls(calls), true)?;
+    let per_sec = raw::write_sync_loop(
+        dir,
+        call_bytes,
+        w.writers,
+        Until::Calls(calls),
+        Space::Reused,
+    )?;
     Ok(per_sec * w.batch as f64)
 }
 

@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn keys_are_per_writer_and_never_repeat() {
         let here: Vec<[u8; 16]> = (0..3).map(|_| next_key()).collect();
-        let there = std::thread::spawn(|| next_key()).join().unwrap();
+        let there = std::thread::spawn(next_key).join().unwrap();
         // One writer: the same id, consecutive sequence numbers, so its keys sort in order.
         assert_eq!(here[0][..8], here[2][..8]);
         assert_eq!(
