@@ -5,7 +5,7 @@
 //! leader right after it re-proposed those slots, before Phase 1 ever hears two values for
 //! one slot.
 //!
-//! The scheduler decides; the cluster carries out the [`Move`]s it returns. It draws only
+//! The scheduler decides; the cluster carries out the moves it returns. It draws only
 //! from the simulation's seeded random source, so a run still replays from its seed.
 //!
 //! Scenarios (one at a time; while one runs, the random partitions and heals pause):
