@@ -229,6 +229,11 @@ fn write_sync_loop_in(
         let preparer = (space == Space::ZeroFilledAhead).then(|| s.spawn(|| files.prepare_ahead()));
         let counts = run_threads(&writers, |&i| {
             let buf = vec![0x3c ^ i as u8; call_bytes];
+            // One file for the whole loop, fetched once, unless a new one comes every span.
+            let fixed = match space {
+                Space::ZeroFilledAhead => None,
+                Space::Reused | Space::Extending => Some(files.get(0)?),
+            };
             let mut n = 0u64;
             loop {
                 let more = match until {
@@ -239,12 +244,10 @@ fn write_sync_loop_in(
                     return Ok(n);
                 }
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                match space {
-                    Space::Reused => files.get(0)?.write_sync(&buf, (k % slots) * call)?,
-                    Space::Extending => files.get(0)?.write_sync(&buf, k * call)?,
-                    Space::ZeroFilledAhead => {
-                        files.get(k / slots)?.write_sync(&buf, (k % slots) * call)?
-                    }
+                match (space, &fixed) {
+                    (Space::Extending, Some(f)) => f.write_sync(&buf, k * call)?,
+                    (_, Some(f)) => f.write_sync(&buf, (k % slots) * call)?,
+                    (_, None) => files.get(k / slots)?.write_sync(&buf, (k % slots) * call)?,
                 }
                 n += 1;
             }
@@ -267,7 +270,7 @@ fn write_sync_loop_in(
 }
 
 /// The files of one [`write_sync_loop`]: file `i` is made before any writer needs it (for
-/// [`Space::ZeroFilledAhead`], by [`Files::prepare_ahead`] once file `i - 2` is in use).
+/// [`Space::ZeroFilledAhead`], by [`Files::prepare_ahead`] once file `i - 1` is in use).
 struct Files<'a> {
     dir: &'a Path,
     blocks: u64,
@@ -277,8 +280,8 @@ struct Files<'a> {
 
 #[derive(Default)]
 struct FilesState {
-    /// Files made so far, by index; a file is dropped (and removed) once two later ones are
-    /// in use, and its last writer is done with it.
+    /// Files made so far, by index; file `j` is dropped here once file `j + 2` is in use, and
+    /// removed when its last writer is done with it.
     made: Vec<Option<std::sync::Arc<ProbeFile>>>,
     /// The highest file index a writer has asked for.
     in_use: u64,
