@@ -73,9 +73,9 @@ pub struct Options {
     pub recycle: bool,
     /// Write synced groups of up to 256 KiB that start on a block boundary with direct I/O
     /// (`O_DIRECT`, one block-aligned write per group from an aligned buffer) instead of
-    /// through the page cache; the `fdatasync` that follows is unchanged. On this machine's virtio disk a 4 KiB direct
-    /// write + `fdatasync` ran ≈ 1.15 × the buffered rate (medians of eight interleaved
-    /// rounds). Where the filesystem refuses `O_DIRECT` (tmpfs) writes stay buffered. Written
+    /// through the page cache; the `fdatasync` that follows is unchanged. On the project's
+    /// 2-vCPU test machine (a virtio disk; README, "Performance") a 4 KiB direct write +
+    /// `fdatasync` ran ≈ 1.15 × the buffered rate (medians of eight interleaved rounds). Where the filesystem refuses `O_DIRECT` (tmpfs) writes stay buffered. Written
     /// blocks are then not in the page cache: reading them back (`Wal::read` soon after the
     /// append) costs a disk read.
     pub direct_writes: bool,
@@ -91,9 +91,9 @@ pub struct Options {
     /// watching for the sync to finish) before it parks, and at most twice the measured sync
     /// time; no yielding at all while the measured sync time exceeds it. Zero disables it.
     /// A yielding writer needs no futex wake-up and keeps its CPU from idling during the
-    /// fsync (on a virtual machine an idle vCPU is slow to wake): on this
-    /// machine it took 16 writers × 1 KiB from ≈ 74k to ≈ 99k appends/s, at the price of
-    /// busy CPUs while the sync runs. RocksDB's write thread does the same
+    /// fsync (on a virtual machine an idle vCPU is slow to wake): on the project's 2-vCPU test
+    /// machine (README, "Performance") it took 16 writers × 1 KiB from ≈ 74k to ≈ 99k
+    /// appends/s, at the price of busy CPUs while the sync runs. RocksDB's write thread does the same
     /// (`enable_write_thread_adaptive_yield`, up to `write_thread_max_yield_usec`).
     pub spin_wait_max: Duration,
     /// Open without changing any file (no truncation, no deletion); appends are refused.
