@@ -244,10 +244,14 @@ fn write_sync_loop_in(
                     return Ok(n);
                 }
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                match (space, &fixed) {
-                    (Space::Extending, Some(f)) => f.write_sync(&buf, k * call)?,
-                    (_, Some(f)) => f.write_sync(&buf, (k % slots) * call)?,
-                    (_, None) => files.get(k / slots)?.write_sync(&buf, (k % slots) * call)?,
+                let at = if space == Space::Extending {
+                    k * call
+                } else {
+                    (k % slots) * call
+                };
+                match &fixed {
+                    Some(f) => f.write_sync(&buf, at)?,
+                    None => files.get(k / slots)?.write_sync(&buf, at)?,
                 }
                 n += 1;
             }
